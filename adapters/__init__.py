@@ -1,0 +1,1 @@
+"""Built-in generator adapters (installed as ``audit_sdk.adapters``)."""

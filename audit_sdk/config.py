@@ -1,0 +1,298 @@
+"""The audit config: pydantic models for an audit file (YAML or TOML).
+
+``audit-sdk schema`` prints the JSON Schema of :class:`AuditConfig`. Plugin parameters
+(``dataset.params``, ``subject.params``, ``detectors[].params``...) are validated against the
+plugin's own ``Params`` model once plugins are loaded, with errors that name the plugin.
+"""
+
+from __future__ import annotations
+
+import difflib
+import hashlib
+import json
+import os
+import tomllib
+from datetime import date
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from audit_sdk.errors import ConfigError
+from audit_sdk.thresholds import Threshold
+
+__all__ = [
+    "AuditConfig",
+    "DatasetConfig",
+    "DetectorConfig",
+    "GroupsConfig",
+    "MitigatorConfig",
+    "OutputsConfig",
+    "PluginsConfig",
+    "SamplingConfig",
+    "SplitConfig",
+    "StatsConfig",
+    "SubjectConfig",
+    "config_sha256",
+    "format_validation_error",
+    "load_config",
+    "parse_config",
+]
+
+DerivedGroup = Literal["age_bucket", "activity", "mainstreamness", "taste_breadth"]
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", protected_namespaces=())
+
+
+class DatasetConfig(_Section):
+    loader: str = Field(
+        "synthetic",
+        description="dataset loader plugin: 'synthetic', 'hetrec_lastfm_2k', 'tabular', ...",
+    )
+    params: dict[str, Any] = Field(default_factory=dict, description="the loader's parameters")
+
+
+class SplitConfig(_Section):
+    strategy: Literal["auto", "time", "random"] = Field(
+        "auto", description="'auto' holds out the latest items where timestamps exist, else random"
+    )
+    test_items: int = Field(5, ge=1, description="held-out items per user")
+    min_train_items: int = Field(5, ge=1, description="users with fewer training items are left out")
+
+
+class SamplingConfig(_Section):
+    min_play_seconds: float | None = Field(
+        30.0, ge=0, description="keep streams longer than this where durations exist (None: all)"
+    )
+    windows: list[int] = Field(
+        default_factory=lambda: [30, 90, 180, 365],
+        description="time windows, in days before the reference date, for profile sampling",
+    )
+    reference_date: date | None = Field(
+        None, description="end of every window; default: the latest event in the data"
+    )
+    top_artists: int = Field(5, ge=1, description="two-step sampler: artists per user")
+    tracks_per_artist: int = Field(3, ge=1, description="two-step sampler: tracks per artist")
+    max_users: int | None = Field(
+        None, ge=1, description="audit a seeded random subset of this many users"
+    )
+
+    @field_validator("windows")
+    @classmethod
+    def _positive_windows(cls, value: list[int]) -> list[int]:
+        if not value or any(v <= 0 for v in value):
+            raise ValueError("windows must be a non-empty list of positive day counts")
+        return sorted(set(value))
+
+    @property
+    def sample_size(self) -> int:
+        return self.top_artists * self.tracks_per_artist
+
+
+class SubjectConfig(_Section):
+    name: str | None = Field(None, description="label in reports; default: the adapter name")
+    adapter: str = Field("item_knn", description="generator adapter plugin")
+    params: dict[str, Any] = Field(default_factory=dict)
+    k: int = Field(10, ge=1, le=1000, description="length of recommendation lists")
+
+    @property
+    def label(self) -> str:
+        return self.name or self.adapter
+
+
+class GroupsConfig(_Section):
+    attributes: list[str] = Field(
+        default_factory=lambda: ["age_bucket", "country"],
+        description="user attributes (columns of the users table, or derived groups) to audit by",
+    )
+    derived: list[DerivedGroup] = Field(
+        default_factory=lambda: ["age_bucket", "activity", "mainstreamness"],
+        description="groups the SDK derives from the data",
+    )
+    intersections: list[list[str]] = Field(
+        default_factory=list, description="pairs (or more) of attributes audited jointly"
+    )
+    age_bins: list[int] = Field(default_factory=lambda: [18, 25, 35, 45, 55])
+    min_group_size: int = Field(30, ge=2, description="groups smaller than this get a warning")
+    max_levels: int = Field(
+        12, ge=2, description="keep the largest groups of an attribute, pool the rest as 'other'"
+    )
+
+
+class DetectorConfig(_Section):
+    name: str
+    params: dict[str, Any] = Field(default_factory=dict)
+    thresholds: dict[str, Threshold] = Field(
+        default_factory=dict, description="per metric (a trailing * matches a prefix)"
+    )
+    timeout_s: float = Field(600.0, gt=0)
+
+
+class MitigatorConfig(_Section):
+    name: str
+    params: dict[str, Any] = Field(default_factory=dict)
+    timeout_s: float = Field(1800.0, gt=0)
+
+
+Format = str
+
+
+class OutputsConfig(_Section):
+    dir: Path = Path("audit-reports")
+    formats: list[Format] = Field(default_factory=lambda: ["json", "html", "junit", "markdown"])
+
+
+class PluginsConfig(_Section):
+    allow: list[str] | None = Field(
+        None, description="load only these plugins (entry-point names); built-ins included"
+    )
+    block: list[str] = Field(default_factory=list, description="never load these plugins")
+    autoload: bool = Field(True, description="load third-party plugins found through entry points")
+    strict: bool = Field(False, description="a plugin that fails to import is fatal")
+
+
+class StatsConfig(_Section):
+    bootstrap_resamples: int = Field(1000, ge=50, le=100_000)
+    confidence: float = Field(0.95, gt=0.5, lt=1.0)
+
+
+def _default_detectors() -> list[DetectorConfig]:
+    return [DetectorConfig(name="group_fairness"), DetectorConfig(name="popularity_bias")]
+
+
+class AuditConfig(_Section):
+    """An audit: what data, what subject, which detectors, where to write."""
+
+    title: str = "audit-sdk report"
+    seed: int = 0
+    dataset: DatasetConfig = Field(default_factory=DatasetConfig)
+    split: SplitConfig = Field(default_factory=SplitConfig)
+    sampling: SamplingConfig = Field(default_factory=SamplingConfig)
+    subject: SubjectConfig = Field(default_factory=SubjectConfig)
+    baselines: list[str] = Field(
+        default_factory=lambda: ["popularity", "item_knn"],
+        description="reference recommenders every report compares the subject against",
+    )
+    groups: GroupsConfig = Field(default_factory=GroupsConfig)
+    detectors: list[DetectorConfig] = Field(default_factory=_default_detectors)
+    mitigators: list[MitigatorConfig] = Field(default_factory=list)
+    outputs: OutputsConfig = Field(default_factory=OutputsConfig)
+    plugins: PluginsConfig = Field(default_factory=PluginsConfig)
+    stats: StatsConfig = Field(default_factory=StatsConfig)
+
+
+def format_validation_error(exc: ValidationError, *, source: str, model: type[BaseModel]) -> str:
+    """One readable message per problem: field path, value given, what is allowed."""
+    lines = [f"{source}: {exc.error_count()} problem(s):"]
+    for error in exc.errors():
+        loc = ".".join(str(p) for p in error["loc"]) or "(top level)"
+        given = error.get("input")
+        if error["type"] == "extra_forbidden":
+            allowed = _allowed_keys(model, error["loc"][:-1])
+            hint = ""
+            if allowed:
+                close = difflib.get_close_matches(str(error["loc"][-1]), allowed, n=1)
+                hint = f" Did you mean {close[0]!r}?" if close else ""
+                hint += f" Allowed: {', '.join(sorted(allowed))}."
+            lines.append(f"  - {loc}: unknown field.{hint}")
+            continue
+        shown = json.dumps(given, default=str) if given is not None else "nothing"
+        if len(shown) > 80:
+            shown = shown[:77] + "..."
+        lines.append(f"  - {loc} = {shown}: {error['msg']}.")
+    return "\n".join(lines)
+
+
+def _allowed_keys(model: type[BaseModel], loc: tuple[Any, ...]) -> list[str]:
+    current: Any = model
+    for part in loc:
+        if isinstance(part, int):
+            continue
+        if not (isinstance(current, type) and issubclass(current, BaseModel)):
+            return []
+        field = current.model_fields.get(str(part))
+        if field is None:
+            return []
+        current = _innermost_model(field.annotation)
+    if isinstance(current, type) and issubclass(current, BaseModel):
+        return list(current.model_fields)
+    return []
+
+
+def _innermost_model(annotation: Any) -> Any:
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return annotation
+    for arg in getattr(annotation, "__args__", ()) or ():
+        found = _innermost_model(arg)
+        if found is not None:
+            return found
+    return None
+
+
+def parse_config(data: Any, *, source: str = "<config>") -> AuditConfig:
+    if data is None:
+        data = {}
+    if not isinstance(data, dict):
+        raise ConfigError(
+            f"{source}: the top level must be a mapping of sections (dataset, subject, ...), "
+            f"not {type(data).__name__}."
+        )
+    try:
+        return AuditConfig.model_validate(data)
+    except ValidationError as exc:
+        raise ConfigError(format_validation_error(exc, source=source, model=AuditConfig)) from None
+
+
+def _read_config_data(path: Path) -> Any:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: no such config file.") from None
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"{path}: not UTF-8 text (byte {exc.start}).") from None
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read ({exc.strerror}).") from None
+    suffix = path.suffix.lower()
+    if suffix == ".toml":
+        try:
+            return tomllib.loads(text)
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigError(f"{path}: not valid TOML: {exc}.") from None
+    if suffix in {".yaml", ".yml", ".json"}:
+        try:
+            return yaml.safe_load(text)
+        except yaml.YAMLError as exc:
+            mark = getattr(exc, "problem_mark", None)
+            where = f" (line {mark.line + 1}, column {mark.column + 1})" if mark else ""
+            problem = getattr(exc, "problem", None) or str(exc)
+            raise ConfigError(f"{path}: not valid YAML{where}: {problem}.") from None
+    raise ConfigError(f"{path}: unknown config format {suffix!r}; use .yaml, .yml or .toml.")
+
+
+def load_config(path: str | Path) -> AuditConfig:
+    """Read and validate an audit file; relative paths in it resolve against its folder."""
+    path = Path(path)
+    config = parse_config(_read_config_data(path), source=str(path))
+    return _resolve_paths(config, path.parent)
+
+
+def _resolve_paths(config: AuditConfig, base: Path) -> AuditConfig:
+    params = dict(config.dataset.params)
+    for key in ("path", "interactions", "catalog", "users", "directory"):
+        value = params.get(key)
+        if not isinstance(value, str) or not value:
+            continue
+        value = os.path.expanduser(os.path.expandvars(value))
+        if "$" not in value and not Path(value).is_absolute():
+            value = str((base / value).resolve())
+        params[key] = value
+    dataset = config.dataset.model_copy(update={"params": params})
+    return config.model_copy(update={"dataset": dataset})
+
+
+def config_sha256(config: AuditConfig) -> str:
+    canonical = json.dumps(config.model_dump(mode="json"), sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(canonical.encode()).hexdigest()

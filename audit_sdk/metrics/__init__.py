@@ -1,0 +1,1 @@
+"""Per-user quality metrics for ranked lists."""

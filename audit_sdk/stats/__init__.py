@@ -1,0 +1,1 @@
+"""Statistics helpers: bootstrap and analytic confidence intervals."""

@@ -1,0 +1,1 @@
+"""Built-in bias detectors (installed as ``audit_sdk.plugins``)."""

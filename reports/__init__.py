@@ -1,0 +1,1 @@
+"""Report renderers and templates (installed as ``audit_sdk.reports``)."""

@@ -118,7 +118,7 @@ class Dataset:
     metadata: dict[str, Any] = field(default_factory=dict)
 
     def replace(self, **changes: Any) -> Dataset:
-        values = {
+        values: dict[str, Any] = {
             "name": self.name,
             "interactions": self.interactions,
             "catalog": self.catalog,
@@ -138,7 +138,11 @@ class Dataset:
         ):
             digest.update(label.encode())
             digest.update(",".join(map(str, frame.columns)).encode())
-            hashed = pd.util.hash_pandas_object(frame.map(_hashable), index=True)
+            hashable = frame.copy()
+            for column in hashable.columns:
+                if hashable[column].dtype == object:
+                    hashable[column] = hashable[column].map(_hashable)
+            hashed = pd.util.hash_pandas_object(hashable, index=True)
             digest.update(np.sort(hashed.to_numpy()).tobytes())
         return digest.hexdigest()
 

@@ -47,7 +47,7 @@ class _MatrixRecommender(GeneratorAdapter):
         self.data_fingerprint_ = train.fingerprint()[:16]
         self._fit_scores()
 
-    def _fit_scores(self) -> None:  # noqa: B027 - optional
+    def _fit_scores(self) -> None:
         pass
 
     def _scores(self, rows: np.ndarray, user_ids: Sequence[str]) -> np.ndarray:
@@ -59,7 +59,10 @@ class _MatrixRecommender(GeneratorAdapter):
         user_ids = list(user_ids)
         rows = self.users_.get_indexer(pd.Index(user_ids))
         k_eff = min(k, len(self.items_))
-        out_users, out_ranks, out_items, out_scores = [], [], [], []
+        out_users: list[str] = []
+        out_ranks: list[int] = []
+        out_items: list[str] = []
+        out_scores: list[float] = []
         for start in range(0, len(user_ids), self.batch_size):
             batch_rows = rows[start : start + self.batch_size]
             batch_users = user_ids[start : start + self.batch_size]

@@ -11,11 +11,11 @@ import difflib
 import hashlib
 import json
 import os
-import tomllib
 from datetime import date
 from pathlib import Path
 from typing import Any, Literal
 
+import tomllib
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
@@ -60,7 +60,9 @@ class SplitConfig(_Section):
         "auto", description="'auto' holds out the latest items where timestamps exist, else random"
     )
     test_items: int = Field(5, ge=1, description="held-out items per user")
-    min_train_items: int = Field(5, ge=1, description="users with fewer training items are left out")
+    min_train_items: int = Field(
+        5, ge=1, description="users with fewer training items are left out"
+    )
 
 
 class SamplingConfig(_Section):
@@ -104,18 +106,23 @@ class SubjectConfig(_Section):
 
 
 class GroupsConfig(_Section):
-    attributes: list[str] = Field(
-        default_factory=lambda: ["age_bucket", "country"],
-        description="user attributes (columns of the users table, or derived groups) to audit by",
+    attributes: list[str] | None = Field(
+        None,
+        description=(
+            "user attributes (columns of the users table, or derived groups) to audit by; "
+            "default: every column of the users table (age as age_bucket)"
+        ),
     )
     derived: list[DerivedGroup] = Field(
-        default_factory=lambda: ["age_bucket", "activity", "mainstreamness"],
+        default_factory=lambda: ["age_bucket", "activity", "mainstreamness"],  # type: ignore[arg-type]
         description="groups the SDK derives from the data",
     )
     intersections: list[list[str]] = Field(
         default_factory=list, description="pairs (or more) of attributes audited jointly"
     )
-    age_bins: list[int] = Field(default_factory=lambda: [18, 25, 35, 45, 55])
+    age_bins: list[int] = Field(
+        default_factory=lambda: [25, 35, 45, 55], description="left edges of age buckets"
+    )
     min_group_size: int = Field(30, ge=2, description="groups smaller than this get a warning")
     max_levels: int = Field(
         12, ge=2, description="keep the largest groups of an attribute, pool the rest as 'other'"
@@ -160,7 +167,11 @@ class StatsConfig(_Section):
 
 
 def _default_detectors() -> list[DetectorConfig]:
-    return [DetectorConfig(name="group_fairness"), DetectorConfig(name="popularity_bias")]
+    return [
+        DetectorConfig(name="baseline_comparison"),
+        DetectorConfig(name="group_fairness"),
+        DetectorConfig(name="popularity_bias"),
+    ]
 
 
 class AuditConfig(_Section):

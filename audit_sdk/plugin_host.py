@@ -139,7 +139,9 @@ class PluginHost:
             try:
                 module = ep.load()
             except Exception as exc:
-                self._fail(record, f"could not import {ep.value!r}: {type(exc).__name__}: {exc}", exc)
+                self._fail(
+                    record, f"could not import {ep.value!r}: {type(exc).__name__}: {exc}", exc
+                )
                 continue
             self.register_plugin(module, name=ep.name, distribution=dist, version=version)
 

@@ -44,7 +44,9 @@ class Registration:
 
     @property
     def provider(self) -> str:
-        dist = f" from {self.distribution} {self.version or ''}".rstrip() if self.distribution else ""
+        dist = (
+            f" from {self.distribution} {self.version or ''}".rstrip() if self.distribution else ""
+        )
         return f"plugin {self.plugin!r}{dist}"
 
     @property

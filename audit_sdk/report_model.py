@@ -27,7 +27,7 @@ __all__ = [
     "read_report",
 ]
 
-REPORT_SCHEMA_VERSION = "1.0"
+REPORT_SCHEMA_VERSION: Literal["1.0"] = "1.0"
 
 ChartKind = Literal["bars", "forest", "histogram"]
 
@@ -131,7 +131,7 @@ class Report(_Model):
     def build(
         cls, *, provenance: Provenance, findings: list[Finding], notes: list[str] | None = None
     ) -> Report:
-        summary = {s: 0 for s in ("pass", "warn", "fail", "error", "skipped")}
+        summary = dict.fromkeys(("pass", "warn", "fail", "error", "skipped"), 0)
         for f in findings:
             summary[f.status] += 1
         return cls(provenance=provenance, findings=findings, summary=summary, notes=notes or [])

@@ -13,7 +13,6 @@ from dataclasses import dataclass
 from typing import Literal
 
 import numpy as np
-import pandas as pd
 
 from audit_sdk.data.tables import Dataset
 from audit_sdk.errors import DataValidationError

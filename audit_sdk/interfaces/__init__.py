@@ -7,8 +7,8 @@ from audit_sdk.interfaces.adapter import (
     Capability,
     GenerationParams,
     GeneratorAdapter,
-    TokenScores,
     Tokenization,
+    TokenScores,
 )
 from audit_sdk.interfaces.context import AuditContext, BootstrapSettings, SubjectOutputs
 from audit_sdk.interfaces.dataset_loader import DatasetLoader

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import fnmatch
 from abc import ABC, abstractmethod
 from typing import TYPE_CHECKING, ClassVar, Literal
 
@@ -50,15 +51,15 @@ class Detector(ABC):
         self.thresholds = {**self.default_thresholds, **(thresholds or {})}
 
     def threshold_for(self, metric: str) -> Threshold | None:
-        """The configured threshold for ``metric``; a key may end in ``*`` to match a prefix."""
+        """The threshold for ``metric``: an exact key, else the first matching shell-style
+        pattern (``"*:min_max_ratio"``); configured thresholds win over defaults."""
         if metric in self.thresholds:
             return self.thresholds[metric]
-        for key, threshold in self.thresholds.items():
-            if key.endswith("*") and metric.startswith(key[:-1]):
-                return threshold
+        for key in reversed(list(self.thresholds)):
+            if fnmatch.fnmatchcase(metric, key):
+                return self.thresholds[key]
         return None
 
     @abstractmethod
     def detect(self, context: AuditContext) -> list[Finding]:
         """Measure and return findings."""
-

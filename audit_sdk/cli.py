@@ -1,0 +1,223 @@
+"""The ``audit-sdk`` command line.
+
+Every error a user can cause prints one clear message (no traceback) and exits with 2;
+``AUDIT_SDK_DEBUG=1`` shows tracebacks. ``gate`` exits 0 (nothing violates), 1 (something
+does) or 2 (the report or policy cannot be read).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from collections.abc import Callable
+from enum import Enum
+from functools import wraps
+from pathlib import Path
+from typing import Annotated, Any, TypeVar
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from audit_sdk import __version__
+from audit_sdk.errors import AuditSDKError
+
+__all__ = ["app", "main"]
+
+app = typer.Typer(
+    name="audit-sdk",
+    help="Audit LLM-based recommender systems for bias, with confidence intervals.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+err = Console(stderr=True, soft_wrap=True)
+out = Console(soft_wrap=True)
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def _user_errors(fn: F) -> F:
+    """Turn AuditSDKErrors into one red message and exit code 2 (no traceback)."""
+
+    @wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return fn(*args, **kwargs)
+        except AuditSDKError as exc:
+            if os.environ.get("AUDIT_SDK_DEBUG"):
+                raise
+            err.print(f"[bold red]error:[/bold red] {exc}", markup=True, highlight=False)
+            raise typer.Exit(exc.exit_code) from None
+        except KeyboardInterrupt:
+            err.print("[yellow]interrupted[/yellow]")
+            raise typer.Exit(130) from None
+
+    return wrapper  # type: ignore[return-value]
+
+
+def _version_callback(value: bool) -> None:
+    if value:
+        out.print(f"audit-sdk {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    version: Annotated[
+        bool,
+        typer.Option("--version", callback=_version_callback, is_eager=True, help="Show version."),
+    ] = False,
+) -> None:
+    """audit-sdk: audit recommenders and LLM profile generators for bias."""
+
+
+def _print_summary(result: Any) -> None:
+    report = result.report
+    counts = ", ".join(f"{n} {s}" for s, n in report.summary.items() if n)
+    out.print(f"[bold]{report.title}[/bold]: {len(report.findings)} findings ({counts})")
+    for path in result.written.written:
+        out.print(f"  wrote {path}")
+    for failure in result.written.failures:
+        err.print(f"[yellow]warning:[/yellow] {failure.describe()}")
+
+
+@app.command()
+@_user_errors
+def run(
+    config: Annotated[Path, typer.Argument(help="Audit file (YAML or TOML).")],
+    out_dir: Annotated[
+        Path | None, typer.Option("--out", help="Output folder (default: outputs.dir).")
+    ] = None,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars.")] = False,
+) -> None:
+    """Run an audit and write report.json, report.html, junit.xml and summary.md."""
+    from audit_sdk.config import load_config
+    from audit_sdk.runner import AuditRunner
+
+    cfg = load_config(config)
+    result = AuditRunner(cfg, config_path=config, quiet=quiet, out_dir=out_dir).run()
+    _print_summary(result)
+
+
+@app.command()
+@_user_errors
+def demo(
+    out_dir: Annotated[Path, typer.Option("--out", help="Output folder.")] = Path("audit-reports"),
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars.")] = False,
+) -> None:
+    """Audit a recommender on the built-in synthetic music world (offline, about a minute)."""
+    from audit_sdk.demo import demo_config
+    from audit_sdk.runner import AuditRunner
+
+    result = AuditRunner(
+        demo_config(), config_path="(built-in demo)", quiet=quiet, out_dir=out_dir
+    ).run()
+    _print_summary(result)
+    out.print(
+        f"Open {out_dir / 'report.html'} in a browser, or gate it: audit-sdk gate {out_dir / 'report.json'}"
+    )
+
+
+@app.command()
+def gate(
+    report: Annotated[Path, typer.Argument(help="report.json to check.")],
+    policy: Annotated[Path | None, typer.Option(help="Gate policy (YAML).")] = None,
+    baseline: Annotated[
+        Path | None, typer.Option(help="An older report.json; fail on regressions.")
+    ] = None,
+) -> None:
+    """Exit 0 when nothing violates, 1 when something does, 2 when inputs are unreadable."""
+    from audit_sdk.gate import gate_report_files, render_gate_table
+
+    try:
+        result = gate_report_files(report, policy_path=policy, baseline_path=baseline)
+    except AuditSDKError as exc:
+        err.print(f"[bold red]error:[/bold red] {exc}", highlight=False)
+        raise typer.Exit(2) from None
+    except Exception as exc:  # a gate must never crash with exit 1 by accident
+        err.print(
+            f"[bold red]error:[/bold red] could not gate {report}: {type(exc).__name__}: {exc}"
+        )
+        raise typer.Exit(2) from None
+    render_gate_table(result, out)
+    raise typer.Exit(result.exit_code)
+
+
+class SchemaKind(str, Enum):
+    config = "config"
+    report = "report"
+    policy = "policy"
+
+
+@app.command()
+def schema(
+    kind: Annotated[SchemaKind, typer.Argument(help="Which schema.")] = SchemaKind.config,
+) -> None:
+    """Print the JSON Schema of the audit config (default), the report, or a gate policy."""
+    if kind is SchemaKind.config:
+        from audit_sdk.config import AuditConfig
+
+        data = AuditConfig.model_json_schema()
+    elif kind is SchemaKind.report:
+        from audit_sdk.report_model import Report
+
+        data = Report.model_json_schema()
+    else:
+        from audit_sdk.gate import GatePolicy
+
+        data = GatePolicy.model_json_schema()
+    sys.stdout.write(json.dumps(data, indent=2) + "\n")
+
+
+@app.command()
+@_user_errors
+def plugins(
+    as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
+) -> None:
+    """List installed plugins: name, version, providing distribution and what they register."""
+    from audit_sdk.plugin_host import get_plugin_host
+
+    host = get_plugin_host()
+    registrations = host.registry.all()
+    if as_json:
+        rows = [
+            {
+                "kind": r.kind,
+                "name": r.name,
+                "plugin": r.plugin,
+                "distribution": r.distribution,
+                "version": r.version,
+                "description": r.summary,
+            }
+            for r in registrations
+        ]
+        plugin_rows = [
+            {**rec.model_dump(mode="json"), "hooks": host.hooks_of(rec.entry_point)}
+            for rec in host.records()
+        ]
+        sys.stdout.write(json.dumps({"components": rows, "plugins": plugin_rows}, indent=2) + "\n")
+        return
+    table = Table(title="audit-sdk plugins")
+    for column in ("kind", "name", "version", "distribution", "entry point", "description"):
+        table.add_column(column, overflow="fold")
+    for r in registrations:
+        table.add_row(r.kind, r.name, r.version or "", r.distribution or "", r.plugin, r.summary)
+    out.print(table)
+    problems = [rec for rec in host.records() if rec.status != "loaded"]
+    for rec in problems:
+        style = "red" if rec.status == "failed" else "dim"
+        detail = f": {rec.error}" if rec.error else ""
+        out.print(
+            f"[{style}]{rec.status}: {rec.entry_point} ({rec.distribution}){detail}[/{style}]"
+        )
+
+
+def main() -> None:
+    """Console-script entry point."""
+    app()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,436 @@
+"""The audit runner: data in, findings out, reports written.
+
+1. resolve every plugin the config names (unknown names and bad parameters fail here,
+   before any work);
+2. load the dataset, keep real streams, split held-out items per user;
+3. obtain the subject's outputs (and the reference baselines'), score them per user;
+4. derive user groups; build the :class:`AuditContext`;
+5. run each detector in isolation (an exception or a time-out becomes an ``error``
+   finding), then each mitigator, re-running the detectors on the mitigated outputs;
+6. assemble the :class:`Report` with provenance and render every reporter.
+"""
+
+from __future__ import annotations
+
+import platform
+import sys
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from audit_sdk import __version__
+from audit_sdk.config import AuditConfig, config_sha256
+from audit_sdk.data.tables import Dataset
+from audit_sdk.errors import AdapterError, AuditSDKError, ConfigError
+from audit_sdk.interfaces import (
+    AuditContext,
+    BootstrapSettings,
+    DatasetLoader,
+    Detector,
+    GeneratorAdapter,
+    Mitigator,
+    Reporter,
+    SubjectOutputs,
+)
+from audit_sdk.metrics.ranking import ranking_metrics
+from audit_sdk.plugin_calls import CallRecord, call_isolated
+from audit_sdk.plugin_host import PluginHost, PluginSettings, get_plugin_host
+from audit_sdk.plugin_instances import validate_params
+from audit_sdk.progress_display import ProgressDisplay
+from audit_sdk.report_model import Finding, Provenance, Report, SubjectInfo
+from audit_sdk.report_writing import ReportWriteResult, write_reports
+from audit_sdk.sampling import filter_streams
+from audit_sdk.splitting import holdout_split
+from audit_sdk.user_groups import build_group_columns
+
+__all__ = ["AuditResult", "AuditRunner", "run_audit"]
+
+
+@dataclass
+class AuditResult:
+    report: Report
+    out_dir: Path
+    written: ReportWriteResult
+    context: AuditContext | None = None
+
+
+@dataclass
+class _Plan:
+    loader: DatasetLoader
+    subject: GeneratorAdapter
+    baselines: dict[str, GeneratorAdapter]
+    detectors: list[tuple[Detector, float]]
+    mitigators: list[tuple[Mitigator, float]]
+    reporters: list[Reporter]
+    notes: list[str] = field(default_factory=list)
+
+
+class AuditRunner:
+    def __init__(
+        self,
+        config: AuditConfig,
+        *,
+        config_path: str | Path | None = None,
+        host: PluginHost | None = None,
+        quiet: bool = False,
+        out_dir: str | Path | None = None,
+    ) -> None:
+        self.config = config
+        self.config_path = str(config_path) if config_path is not None else None
+        self.quiet = quiet
+        self.out_dir = Path(out_dir) if out_dir is not None else config.outputs.dir
+        self.host = host or get_plugin_host(
+            PluginSettings.resolve(
+                allow=config.plugins.allow,
+                block=config.plugins.block,
+                autoload=config.plugins.autoload,
+                strict=config.plugins.strict,
+            )
+        )
+
+    # -- planning ---------------------------------------------------------------------------
+    def plan(self) -> _Plan:
+        """Resolve and instantiate every plugin the config names, validating parameters."""
+        cfg = self.config
+        where = self.config_path or "config"
+        loader_reg = self.host.get("dataset_loader", cfg.dataset.loader)
+        loader = loader_reg.cls(
+            validate_params(loader_reg, cfg.dataset.params, where=f"{where}: dataset.params")
+        )
+        subject_reg = self.host.get("adapter", cfg.subject.adapter)
+        subject = subject_reg.cls(
+            validate_params(subject_reg, cfg.subject.params, where=f"{where}: subject.params")
+        )
+        baselines = {}
+        for name in cfg.baselines:
+            reg = self.host.get("adapter", name)
+            baselines[name] = reg.cls(validate_params(reg, {}, where=f"{where}: baselines"))
+        detectors = []
+        for i, det in enumerate(cfg.detectors):
+            reg = self.host.get("detector", det.name)
+            params = validate_params(reg, det.params, where=f"{where}: detectors[{i}].params")
+            detectors.append((reg.cls(params, det.thresholds), det.timeout_s))
+        mitigators = []
+        for i, mit in enumerate(cfg.mitigators):
+            reg = self.host.get("mitigator", mit.name)
+            params = validate_params(reg, mit.params, where=f"{where}: mitigators[{i}].params")
+            mitigators.append((reg.cls(params), mit.timeout_s))
+        reporters = [self.host.get("reporter", fmt).cls() for fmt in cfg.outputs.formats]
+        return _Plan(loader, subject, baselines, detectors, mitigators, reporters)
+
+    # -- running ----------------------------------------------------------------------------
+    def run(self) -> AuditResult:
+        started = datetime.now(timezone.utc)
+        plan = self.plan()
+        with ProgressDisplay(quiet=self.quiet) as progress:
+            context = self._build_context(plan, progress)
+            findings = self._run_detectors(plan.detectors, context, progress)
+            findings += self._run_mitigators(plan, context, progress)
+            report = Report.build(
+                provenance=self._provenance(context, started),
+                findings=findings,
+                notes=plan.notes,
+            )
+            report = report.model_copy(update={"title": self.config.title})
+            with progress.step("Writing reports", total=len(plan.reporters)):
+                written = write_reports(report, self.out_dir, plan.reporters)
+        for failure in written.failures:
+            progress.note(f"[yellow]reporter {failure}[/yellow]")
+        return AuditResult(report=report, out_dir=self.out_dir, written=written, context=context)
+
+    def _build_context(self, plan: _Plan, progress: ProgressDisplay) -> AuditContext:
+        cfg = self.config
+        with progress.step(f"Loading dataset ({cfg.dataset.loader})"):
+            dataset = plan.loader.load()
+            dataset = filter_streams(dataset, min_play_seconds=cfg.sampling.min_play_seconds)
+        with progress.step("Splitting held-out items"):
+            split = holdout_split(
+                dataset,
+                test_items=cfg.split.test_items,
+                strategy=cfg.split.strategy,
+                min_train_items=cfg.split.min_train_items,
+                seed=cfg.seed,
+            )
+        users = split.users
+        if cfg.sampling.max_users is not None and len(users) > cfg.sampling.max_users:
+            rng = np.random.default_rng(cfg.seed)
+            users = sorted(rng.choice(users, size=cfg.sampling.max_users, replace=False).tolist())
+            plan.notes.append(
+                f"audited a seeded random subset of {len(users)} of {len(split.users)} users "
+                "(sampling.max_users)"
+            )
+        test_frame = split.test.interactions.frame
+        test_frame = test_frame[test_frame["user_id"].isin(users)]
+        k = cfg.subject.k
+
+        subject_label = cfg.subject.label
+        with progress.step(f"Subject {subject_label}: fitting and recommending"):
+            subject = self._outputs(subject_label, plan.subject, split.train, users, k)
+        baselines: dict[str, SubjectOutputs] = {}
+        baseline_tables: dict[str, pd.DataFrame] = {}
+        with progress.step("Reference baselines", total=len(plan.baselines)) as step:
+            for name, adapter in plan.baselines.items():
+                if name == subject_label:
+                    step.advance()
+                    continue
+                outputs = self._outputs(name, adapter, split.train, users, k)
+                baselines[name] = outputs
+                if outputs.recommendations is not None:
+                    baseline_tables[name] = ranking_metrics(
+                        outputs.recommendations, test_frame, k=k
+                    ).reindex(users)
+                step.advance()
+
+        with progress.step("Scoring users and deriving groups"):
+            groups, group_columns = build_group_columns(users, split.train, cfg.groups)
+            metric_columns: list[str] = []
+            table = groups
+            if subject.recommendations is not None:
+                scores = ranking_metrics(subject.recommendations, test_frame, k=k).reindex(users)
+                metric_columns = [f"ndcg@{k}", f"recall@{k}"]
+                table = groups.join(scores[[*metric_columns, f"hit@{k}"]])
+            attrs = split.train.users.frame.reindex(table.index)
+            for column in attrs.columns:
+                if column not in table.columns:
+                    table[column] = attrs[column]
+            counts = split.train.interactions.frame.groupby("user_id").size()
+            table["n_train_events"] = counts.reindex(table.index).fillna(0).astype(int)
+
+        return AuditContext(
+            config=cfg,
+            dataset=dataset,
+            train=split.train,
+            test=split.test.replace(interactions=split.test.interactions.with_frame(test_frame)),
+            user_table=table,
+            group_columns=group_columns,
+            metric_columns=metric_columns,
+            subject=subject,
+            baselines=baselines,
+            baseline_user_tables=baseline_tables,
+            adapter=plan.subject,
+            seed=cfg.seed,
+            bootstrap=BootstrapSettings(cfg.stats.bootstrap_resamples, cfg.stats.confidence),
+            min_group_size=cfg.groups.min_group_size,
+            k=k,
+        )
+
+    def _outputs(
+        self,
+        label: str,
+        adapter: GeneratorAdapter,
+        train: Dataset,
+        users: Sequence[str],
+        k: int,
+    ) -> SubjectOutputs:
+        recommendations = None
+        try:
+            adapter.fit(train)
+            if adapter.supports("recommend"):
+                recommendations = adapter.recommend(users, k=k)
+        except AuditSDKError:
+            raise
+        except Exception as exc:
+            raise AdapterError(
+                f"adapter {adapter.name!r} ({label}) failed: {type(exc).__name__}: {exc}"
+            ) from exc
+        return SubjectOutputs(
+            name=label,
+            adapter=adapter.name,
+            fingerprint=adapter.fingerprint(),
+            recommendations=recommendations,
+            description=adapter.describe(),
+        )
+
+    def _run_detectors(
+        self,
+        detectors: list[tuple[Detector, float]],
+        context: AuditContext,
+        progress: ProgressDisplay,
+        *,
+        label: str = "Detectors",
+    ) -> list[Finding]:
+        findings: list[Finding] = []
+        with progress.step(label, total=len(detectors)) as step:
+            for detector, timeout_s in detectors:
+                reason = missing_requirement(detector, context)
+                if reason is not None:
+                    findings.append(
+                        Finding(
+                            detector=detector.name,
+                            metric="(all)",
+                            subject=context.subject.name,
+                            status="skipped",
+                            explanation=reason,
+                        )
+                    )
+                else:
+                    record = call_isolated(
+                        lambda d=detector: d.detect(context),  # type: ignore[misc]
+                        phase="detect",
+                        plugin=detector.name,
+                        timeout_s=timeout_s,
+                    )
+                    findings.extend(_findings_from(record, detector.name, context.subject.name))
+                step.advance()
+        return findings
+
+    def _run_mitigators(
+        self, plan: _Plan, context: AuditContext, progress: ProgressDisplay
+    ) -> list[Finding]:
+        findings: list[Finding] = []
+        for mitigator, timeout_s in plan.mitigators:
+            record = call_isolated(
+                lambda m=mitigator: m.mitigate(context),  # type: ignore[misc]
+                phase="mitigate",
+                plugin=mitigator.name,
+                timeout_s=timeout_s,
+            )
+            if not record.ok or record.result is None:
+                findings.append(_error_finding(record, mitigator.name, context.subject.name))
+                continue
+            result = record.result
+            mitigated = _context_with_outputs(context, result.outputs)
+            for finding in self._run_detectors(
+                plan.detectors, mitigated, progress, label=f"Detectors after {mitigator.name}"
+            ):
+                finding.details.setdefault(
+                    "mitigation",
+                    {"mitigator": mitigator.name, "summary": result.summary, **result.details},
+                )
+                findings.append(finding)
+        return findings
+
+    def _provenance(self, context: AuditContext, started: datetime) -> Provenance:
+        cfg = self.config
+        return Provenance(
+            config=cfg.model_dump(mode="json"),
+            config_sha256=config_sha256(cfg),
+            config_path=self.config_path,
+            data_fingerprint=context.dataset.fingerprint(),
+            dataset=context.dataset.name,
+            package_version=__version__,
+            python_version=sys.version.split()[0],
+            platform=platform.platform(),
+            plugins=self.host.records(),
+            seed=cfg.seed,
+            started_at=started,
+            finished_at=datetime.now(timezone.utc),
+            subject=_subject_info(context.subject),
+            baselines=[_subject_info(b) for b in context.baselines.values()],
+        )
+
+
+def missing_requirement(detector: Detector, context: AuditContext) -> str | None:
+    """Why ``detector`` cannot run on this audit, or None when it can."""
+    for requirement in sorted(detector.requires):
+        if requirement == "recommendations" and context.subject.recommendations is None:
+            return (
+                f"needs recommendation lists, and adapter {context.subject.adapter!r} "
+                "produced none (it lacks the 'recommend' capability)"
+            )
+        if requirement == "profiles" and context.subject.profiles is None:
+            return "needs generated profiles, and this audit generated none"
+        if requirement == "ratings" and not _has_ratings(context):
+            return "needs ratings (a 'rating' column in interactions or logged outputs)"
+        if requirement.startswith("adapter:"):
+            capability = requirement.split(":", 1)[1]
+            if context.adapter is None or not context.adapter.supports(capability):  # type: ignore[arg-type]
+                return (
+                    f"needs the adapter capability {capability!r}, which adapter "
+                    f"{context.subject.adapter!r} does not declare"
+                )
+    return None
+
+
+def _has_ratings(context: AuditContext) -> bool:
+    profiles = context.subject.profiles
+    if profiles is not None and "rating" in profiles.columns:
+        return bool(profiles["rating"].notna().any())
+    return context.dataset.interactions.has_ratings
+
+
+def _findings_from(record: CallRecord[Any], detector: str, subject: str) -> list[Finding]:
+    if not record.ok:
+        return [_error_finding(record, detector, subject)]
+    result = record.result
+    if not isinstance(result, list) or not all(isinstance(f, Finding) for f in result):
+        return [
+            Finding(
+                detector=detector,
+                metric="(all)",
+                subject=subject,
+                status="error",
+                explanation=(
+                    f"detector {detector!r} returned {type(result).__name__}, not a list of "
+                    "Finding objects"
+                ),
+            )
+        ]
+    for finding in result:
+        finding.details.setdefault("duration_s", round(record.duration_s, 3))
+    return result
+
+
+def _error_finding(record: CallRecord[Any], plugin: str, subject: str) -> Finding:
+    return Finding(
+        detector=plugin,
+        metric="(all)",
+        subject=subject,
+        status="error",
+        explanation=f"{plugin!r} failed during {record.phase}: {record.describe_error()}",
+        details={"traceback": record.traceback, "duration_s": round(record.duration_s, 3)},
+    )
+
+
+def _context_with_outputs(context: AuditContext, outputs: SubjectOutputs) -> AuditContext:
+    from dataclasses import replace
+
+    table = context.user_table.drop(columns=context.metric_columns, errors="ignore")
+    if outputs.recommendations is not None:
+        scores = ranking_metrics(
+            outputs.recommendations, context.test.interactions.frame, k=context.k
+        ).reindex(table.index)
+        table = table.join(scores[context.metric_columns])
+    return replace(context, subject=outputs, user_table=table)
+
+
+def _subject_info(outputs: SubjectOutputs) -> SubjectInfo:
+    return SubjectInfo(
+        name=outputs.name,
+        adapter=outputs.adapter,
+        fingerprint=outputs.fingerprint,
+        description=_jsonable(outputs.description),
+    )
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_jsonable(v) for v in value]
+    if isinstance(value, (str, int, float, bool)) or value is None:
+        return value
+    if isinstance(value, np.generic):
+        return value.item()
+    return str(value)
+
+
+def run_audit(
+    config: AuditConfig,
+    *,
+    config_path: str | Path | None = None,
+    out_dir: str | Path | None = None,
+    quiet: bool = True,
+    host: PluginHost | None = None,
+) -> AuditResult:
+    """Run an audit from Python: ``run_audit(load_config("audit.yaml"))``."""
+    if not isinstance(config, AuditConfig):
+        raise ConfigError("run_audit expects an AuditConfig (see audit_sdk.config.load_config)")
+    return AuditRunner(
+        config, config_path=config_path, host=host, quiet=quiet, out_dir=out_dir
+    ).run()

@@ -1,0 +1,141 @@
+"""User groups to audit by: attributes from the users table and groups derived from behaviour.
+
+Derived groups (all computed on the training split only):
+
+* ``age_bucket``: ``age`` cut at ``groups.age_bins`` ("<25", "25-34", ..., "55+").
+* ``activity``: tertiles of the number of training events ("low", "medium", "high").
+* ``mainstreamness``: tertiles of the mean popularity of the items a user played
+  ("niche", "mid", "mainstream"); cf. Kowald et al., "The unfairness of popularity bias in
+  music recommendation", ECIR 2020.
+* ``taste_breadth``: tertiles of the entropy of a user's genre distribution
+  ("specialist", "mid", "generalist").
+
+Categorical attributes keep their ``max_levels`` largest levels and pool the rest as "other";
+numeric attributes (other than age) are cut into quartiles.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Sequence
+
+import numpy as np
+import pandas as pd
+
+from audit_sdk.config import GroupsConfig
+from audit_sdk.data.tables import Dataset
+from audit_sdk.errors import ConfigError
+
+__all__ = ["age_bucket_labels", "build_group_columns", "intersection_name"]
+
+
+def age_bucket_labels(ages: pd.Series, bins: Sequence[int]) -> pd.Series:
+    edges = sorted(bins)
+    labels = [f"<{edges[0]}"]
+    labels += [f"{lo}-{hi - 1}" for lo, hi in itertools.pairwise(edges)]
+    labels.append(f"{edges[-1]}+")
+    cut = pd.cut(
+        pd.to_numeric(ages, errors="coerce"),
+        bins=[-np.inf, *edges, np.inf],
+        right=False,
+        labels=labels,
+    )
+    return cut.astype("string").fillna("unknown")
+
+
+def _tertiles(values: pd.Series, labels: tuple[str, str, str]) -> pd.Series:
+    ranks = values.rank(method="first", pct=True)
+    out = pd.Series(labels[1], index=values.index, dtype="string")
+    out[ranks <= 1 / 3] = labels[0]
+    out[ranks > 2 / 3] = labels[2]
+    return out
+
+
+def _pool_levels(values: pd.Series, max_levels: int) -> pd.Series:
+    values = values.astype("string").fillna("unknown")
+    counts = values.value_counts()
+    if len(counts) <= max_levels:
+        return values
+    keep = set(counts.index[: max_levels - 1])
+    return values.where(values.isin(keep), "other")
+
+
+def intersection_name(attributes: Sequence[str]) -> str:
+    return " × ".join(attributes)
+
+
+def build_group_columns(
+    users: Sequence[str], train: Dataset, config: GroupsConfig
+) -> tuple[pd.DataFrame, list[str]]:
+    """A frame indexed by ``users`` with one string column per group attribute, and the list
+    of columns to audit by (``config.attributes`` plus intersections)."""
+    index = pd.Index(list(users), name="user_id")
+    table = pd.DataFrame(index=index)
+    attrs = train.users.frame.reindex(index)
+    frame = train.interactions.frame
+    frame = frame[frame["user_id"].isin(index)]
+
+    for derived in config.derived:
+        if derived == "age_bucket":
+            if "age" in attrs.columns:
+                table["age_bucket"] = age_bucket_labels(attrs["age"], config.age_bins)
+        elif derived == "activity":
+            counts = frame.groupby("user_id").size().reindex(index, fill_value=0)
+            table["activity"] = _tertiles(counts.astype(float), ("low", "medium", "high"))
+        elif derived == "mainstreamness":
+            all_frame = train.interactions.frame
+            pop = all_frame.groupby("item_id")["user_id"].nunique() / max(
+                all_frame["user_id"].nunique(), 1
+            )
+            pairs = frame[["user_id", "item_id"]].drop_duplicates()
+            score = pairs.assign(p=pairs["item_id"].map(pop)).groupby("user_id")["p"].mean()
+            table["mainstreamness"] = _tertiles(
+                score.reindex(index).fillna(0.0), ("niche", "mid", "mainstream")
+            )
+        elif derived == "taste_breadth":
+            genres = train.catalog.primary_genre()
+            g = frame.assign(genre=frame["item_id"].map(genres).fillna("unknown"))
+            share = g.groupby(["user_id", "genre"])["plays"].sum()
+            share = share / share.groupby(level=0).transform("sum")
+            entropy = (-(share * np.log(share))).groupby(level=0).sum()
+            table["taste_breadth"] = _tertiles(
+                entropy.reindex(index).fillna(0.0), ("specialist", "mid", "generalist")
+            )
+
+    columns: list[str] = []
+    requested = config.attributes
+    if requested is None:
+        requested = [c for c in attrs.columns if c != "age" or "age_bucket" not in table.columns]
+        requested = [c for c in requested if attrs[c].notna().any()]
+    for attribute in requested:
+        if attribute in table.columns:
+            columns.append(attribute)
+            continue
+        if attribute not in attrs.columns:
+            available = sorted({*attrs.columns, *table.columns})
+            raise ConfigError(
+                f"groups.attributes: {attribute!r} is neither a column of the users table nor a "
+                f"derived group. Available: {', '.join(available) or 'none'}."
+            )
+        values = attrs[attribute]
+        if pd.api.types.is_numeric_dtype(values) and values.nunique() > config.max_levels:
+            table[attribute] = pd.qcut(values, 4, duplicates="drop").astype("string")
+        else:
+            table[attribute] = _pool_levels(values, config.max_levels)
+        columns.append(attribute)
+    for derived in config.derived:
+        if derived in table.columns and derived not in columns:
+            columns.append(derived)
+    for combo in config.intersections:
+        missing = [a for a in combo if a not in table.columns]
+        if missing:
+            raise ConfigError(
+                f"groups.intersections: {missing} are not audited attributes; add them to "
+                "groups.attributes or groups.derived first."
+            )
+        name = intersection_name(combo)
+        table[name] = table[list(combo)].astype(str).agg(" × ".join, axis=1)
+        columns.append(name)
+    for column in columns:
+        table[column] = table[column].astype("string").fillna("unknown")
+    return table, columns

@@ -1,0 +1,354 @@
+"""Popularity and exposure bias of recommendation lists.
+
+Per user (on the top-k list, against the training history):
+
+* ``arp``: average recommendation popularity, the mean share of training users who played each
+  recommended item (Yin et al., VLDB 2012; Abdollahpouri et al., FLAIRS 2019, Eq. 1).
+* ``aplt``: average percentage of long-tail items, the share of recommended items outside the
+  short head, the head being the ``head_share`` (20%) most popular catalog items, the Pareto
+  convention (Abdollahpouri et al., FLAIRS 2019, Eq. 2).
+* ``popularity_lift``: (ARP of the list - ARP of the user's history) / ARP of the history
+  (Abdollahpouri et al., UMAP 2021; Kowald et al., ECIR 2020).
+* ``calibration_kl``: miscalibration of genres, KL(p || q~) between the genre distribution of
+  the history p and of the list q, with q~ = (1 - alpha) q + alpha p (Steck, RecSys 2018, Eq. 5).
+
+Over the catalog: ``gini_exposure``, the Gini coefficient of how often each item is
+recommended (0 = equal exposure), with a CI from resampling users.
+
+Each metric is reported overall (subject beside the reference baselines) and per user group.
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+import numpy as np
+import pandas as pd
+from pydantic import Field
+from scipy import sparse
+
+from audit_sdk.group_statistics import compare_groups
+from audit_sdk.hookspecs import hookimpl
+from audit_sdk.interfaces import AuditContext, Detector, PluginParams, SubjectOutputs
+from audit_sdk.interfaces.detector import Requirement
+from audit_sdk.report_model import Finding, GroupEstimate
+from audit_sdk.stats.bootstrap import mean_ci, statistic_ci
+from audit_sdk.thresholds import Threshold, evaluate_threshold
+
+__all__ = ["PopularityBiasDetector", "gini", "user_popularity_metrics"]
+
+PER_USER_METRICS = ("arp", "aplt", "popularity_lift", "calibration_kl")
+REFERENCES = {
+    "arp": "Abdollahpouri, Burke & Mobasher, FLAIRS 2019, Eq. 1 (ARP)",
+    "aplt": "Abdollahpouri, Burke & Mobasher, FLAIRS 2019, Eq. 2 (APLT)",
+    "popularity_lift": "Abdollahpouri et al., UMAP 2021 (popularity lift); Kowald et al., ECIR 2020",
+    "calibration_kl": "Steck, 'Calibrated recommendations', RecSys 2018, Eq. 5",
+}
+
+
+class PopularityBiasParams(PluginParams):
+    head_share: float = Field(0.2, gt=0, lt=1, description="share of items in the short head")
+    calibration_alpha: float = Field(0.01, gt=0, lt=1)
+    group_metrics: list[str] = Field(
+        default_factory=lambda: ["popularity_lift", "calibration_kl", "aplt"]
+    )
+    group_by: list[str] | None = None
+
+
+def gini(values: np.ndarray) -> np.ndarray:
+    """Gini coefficient along the last axis (Lorenz-curve formula on sorted values)."""
+    x = np.sort(np.asarray(values, dtype=float), axis=-1)
+    n = x.shape[-1]
+    total = x.sum(axis=-1)
+    ranks = np.arange(1, n + 1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        g = (2.0 * (x * ranks).sum(axis=-1) / (n * total)) - (n + 1.0) / n
+    return np.where(total > 0, g, 0.0)
+
+
+def user_popularity_metrics(
+    recommendations: pd.DataFrame,
+    context: AuditContext,
+    *,
+    head_share: float,
+    alpha: float,
+) -> pd.DataFrame:
+    """One row per audited user with the four per-user metrics."""
+    users = context.user_table.index
+    popularity = context.item_popularity
+    recs = recommendations[recommendations["rank"] <= context.k]
+    recs = recs[recs["user_id"].isin(users)]
+    train = context.train.interactions.frame
+    train = train[train["user_id"].isin(users)]
+
+    ranked = popularity.sort_values(ascending=False, kind="mergesort")
+    head_items = ranked.index[: max(1, round(head_share * len(ranked)))]
+    in_tail = ~recs["item_id"].isin(head_items)
+
+    rec_pop = recs["item_id"].map(popularity).fillna(0.0)
+    arp = rec_pop.groupby(recs["user_id"]).mean()
+    aplt = in_tail.groupby(recs["user_id"]).mean()
+    hist_items = train[["user_id", "item_id"]].drop_duplicates()
+    hist_arp = (
+        hist_items["item_id"].map(popularity).fillna(0.0).groupby(hist_items["user_id"]).mean()
+    )
+    lift = (arp - hist_arp) / hist_arp.replace(0.0, np.nan)
+
+    genres = context.dataset.catalog.genre_matrix()
+    kl = pd.Series(np.nan, index=users)
+    if genres.shape[1] > 0:
+        kl = _calibration_kl(recs, train, genres, users, alpha)
+    out = pd.DataFrame(
+        {
+            "arp": arp.reindex(users),
+            "aplt": aplt.reindex(users).astype(float),
+            "popularity_lift": lift.reindex(users),
+            "calibration_kl": kl.reindex(users),
+        }
+    )
+    out.index.name = "user_id"
+    return out
+
+
+def _calibration_kl(
+    recs: pd.DataFrame,
+    train: pd.DataFrame,
+    genres: pd.DataFrame,
+    users: pd.Index,
+    alpha: float,
+) -> pd.Series:
+    """Steck (2018), Eq. 5: KL(p || (1-alpha) q + alpha p), per user."""
+    item_index = genres.index
+    g = sparse.csr_matrix(genres.to_numpy())
+
+    def distribution(frame: pd.DataFrame, weight: np.ndarray) -> np.ndarray:
+        rows = users.get_indexer(frame["user_id"])
+        cols = item_index.get_indexer(frame["item_id"])
+        ok = (rows >= 0) & (cols >= 0)
+        m = sparse.csr_matrix(
+            (weight[ok], (rows[ok], cols[ok])), shape=(len(users), len(item_index))
+        )
+        dist = np.asarray((m @ g).todense())
+        totals = dist.sum(axis=1, keepdims=True)
+        return np.divide(dist, totals, out=np.zeros_like(dist), where=totals > 0)
+
+    p = distribution(train, train["plays"].to_numpy(dtype=float))
+    q = distribution(recs, np.ones(len(recs)))
+    q_tilde = (1 - alpha) * q + alpha * p
+    with np.errstate(divide="ignore", invalid="ignore"):
+        terms = np.where(p > 0, p * np.log(p / q_tilde), 0.0)
+    kl = terms.sum(axis=1)
+    has_both = (p.sum(axis=1) > 0) & (q.sum(axis=1) > 0)
+    return pd.Series(np.where(has_both, kl, np.nan), index=users)
+
+
+class PopularityBiasDetector(Detector):
+    name = "popularity_bias"
+    description = "Popularity and exposure bias of recommendation lists, overall and per group."
+    requires: ClassVar[frozenset[Requirement]] = frozenset({"recommendations"})
+    Params = PopularityBiasParams
+    default_thresholds: ClassVar[dict[str, Threshold]] = {
+        # Lists twice as popular as the user's own history, with evidence.
+        "popularity_lift": Threshold(statistic="ci_low", warn_above=1.0),
+    }
+
+    def detect(self, context: AuditContext) -> list[Finding]:
+        params: PopularityBiasParams = self.params  # type: ignore[assignment]
+        models: dict[str, SubjectOutputs] = {context.subject.name: context.subject}
+        models.update(context.baselines)
+        per_model: dict[str, pd.DataFrame] = {}
+        for label, outputs in models.items():
+            if outputs.recommendations is None:
+                continue
+            per_model[label] = user_popularity_metrics(
+                outputs.recommendations,
+                context,
+                head_share=params.head_share,
+                alpha=params.calibration_alpha,
+            )
+        subject_metrics = per_model[context.subject.name]
+        findings = [self._overall(context, metric, per_model) for metric in PER_USER_METRICS]
+        findings.append(self._gini(context, models))
+        for metric in params.group_metrics:
+            for attribute in params.group_by or context.group_columns:
+                findings.append(self._by_group(context, metric, attribute, subject_metrics))
+        return findings
+
+    def _overall(
+        self, context: AuditContext, metric: str, per_model: dict[str, pd.DataFrame]
+    ) -> Finding:
+        rows: list[GroupEstimate] = []
+        intervals = {}
+        for label, frame in per_model.items():
+            interval = mean_ci(
+                frame[metric].to_numpy(),
+                confidence=context.bootstrap.confidence,
+                n_resamples=context.bootstrap.n_resamples,
+                rng=context.rng(f"{self.name}:{metric}:{label}"),
+            )
+            intervals[label] = interval
+            rows.append(
+                GroupEstimate(
+                    group=label,
+                    n=interval.n,
+                    estimate=interval.estimate,
+                    ci_low=interval.low,
+                    ci_high=interval.high,
+                    extra={"role": "subject" if label == context.subject.name else "baseline"},
+                )
+            )
+        own = intervals[context.subject.name]
+        threshold = self.threshold_for(metric)
+        baselines = ", ".join(
+            f"{label} {iv.estimate:.3g}"
+            for label, iv in intervals.items()
+            if label != context.subject.name
+        )
+        return Finding(
+            detector=self.name,
+            metric=metric,
+            subject=context.subject.name,
+            estimate=own.estimate,
+            ci_low=own.low,
+            ci_high=own.high,
+            confidence=context.bootstrap.confidence,
+            ci_method=own.method,
+            n=own.n,
+            groups=rows,
+            group_by="model",
+            threshold=threshold,
+            status=evaluate_threshold(threshold, own.estimate, own.low, own.high),
+            explanation=(
+                f"{context.subject.name}: mean {metric} {own.estimate:.3g} "
+                f"[{own.low:.3g}, {own.high:.3g}] over {own.n} users"
+                + (f" (baselines: {baselines})" if baselines else "")
+            ),
+            chart="bars",
+            reference=REFERENCES[metric],
+        )
+
+    def _gini(self, context: AuditContext, models: dict[str, SubjectOutputs]) -> Finding:
+        rows: list[GroupEstimate] = []
+        own = None
+        users = context.user_table.index
+        items = context.dataset.catalog.frame.index
+        for label, outputs in models.items():
+            recs = outputs.recommendations
+            if recs is None:
+                continue
+            recs = recs[(recs["rank"] <= context.k) & recs["user_id"].isin(users)]
+            rows_idx = users.get_indexer(recs["user_id"])
+            cols = items.get_indexer(recs["item_id"])
+            ok = cols >= 0
+            exposure = sparse.csr_matrix(
+                (np.ones(ok.sum()), (rows_idx[ok], cols[ok])), shape=(len(users), len(items))
+            )
+            estimate = float(gini(np.asarray(exposure.sum(axis=0)).ravel()))
+            rng = context.rng(f"{self.name}:gini:{label}")
+            n_boot = min(context.bootstrap.n_resamples, 400)
+            weights = rng.multinomial(len(users), np.full(len(users), 1 / len(users)), size=n_boot)
+            boot = gini(np.asarray(sparse.csr_matrix(weights) @ exposure.tocsc().toarray()))
+            interval = statistic_ci(
+                boot,
+                estimate,
+                confidence=context.bootstrap.confidence,
+                n=len(users),
+                method="bootstrap-percentile over users",
+            )
+            if label == context.subject.name:
+                own = interval
+            rows.append(
+                GroupEstimate(
+                    group=label,
+                    n=len(users),
+                    estimate=estimate,
+                    ci_low=interval.low,
+                    ci_high=interval.high,
+                    extra={"items_recommended": int((exposure.sum(axis=0) > 0).sum())},
+                )
+            )
+        assert own is not None
+        threshold = self.threshold_for("gini_exposure")
+        return Finding(
+            detector=self.name,
+            metric="gini_exposure",
+            subject=context.subject.name,
+            estimate=own.estimate,
+            ci_low=own.low,
+            ci_high=own.high,
+            confidence=context.bootstrap.confidence,
+            ci_method=own.method,
+            n=own.n,
+            groups=rows,
+            group_by="model",
+            threshold=threshold,
+            status=evaluate_threshold(threshold, own.estimate, own.low, own.high),
+            explanation=(
+                f"Gini of item exposure in top-{context.k} lists over {len(items)} catalog items: "
+                f"{own.estimate:.3f} [{own.low:.3f}, {own.high:.3f}] (1 = all exposure on one item)"
+            ),
+            chart="bars",
+            reference="Gini coefficient of exposure (Fleder & Hosanagar, Manag. Sci. 2009)",
+        )
+
+    def _by_group(
+        self, context: AuditContext, metric: str, attribute: str, per_user: pd.DataFrame
+    ) -> Finding:
+        values = per_user[metric]
+        comparison = compare_groups(
+            values,
+            context.user_table[attribute],
+            min_group_size=context.min_group_size,
+            confidence=context.bootstrap.confidence,
+            n_resamples=context.bootstrap.n_resamples,
+            rng=context.rng(f"{self.name}:{metric}:{attribute}"),
+        )
+        name = f"{metric}:group_gap"
+        threshold = self.threshold_for(name)
+        warnings = [f"group {r.group!r}: {r.warning}" for r in comparison.rows if r.warning]
+        disparity = comparison.disparity
+        if disparity is None:
+            return Finding(
+                detector=self.name,
+                metric=name,
+                group_by=attribute,
+                subject=context.subject.name,
+                groups=comparison.rows,
+                status="skipped",
+                explanation=f"fewer than two groups of {attribute} are large enough to compare",
+                warnings=warnings,
+                chart="bars",
+            )
+        diff = disparity.difference
+        return Finding(
+            detector=self.name,
+            metric=name,
+            group_by=attribute,
+            subject=context.subject.name,
+            estimate=diff.estimate,
+            ci_low=diff.low,
+            ci_high=diff.high,
+            confidence=context.bootstrap.confidence,
+            ci_method=diff.method,
+            n=diff.n,
+            groups=comparison.rows,
+            threshold=threshold,
+            status=evaluate_threshold(threshold, diff.estimate, diff.low, diff.high),
+            explanation=(
+                f"{metric} ranges from {comparison.by_group[disparity.worst]:.3g} "
+                f"({attribute}={disparity.worst}) to {comparison.by_group[disparity.best]:.3g} "
+                f"({disparity.best}); gap {diff.estimate:.3g} [{diff.low:.3g}, {diff.high:.3g}]"
+            ),
+            warnings=warnings,
+            chart="bars",
+            details={
+                "lowest_group": disparity.worst,
+                "highest_group": disparity.best,
+                "overall": float(values.mean()),
+            },
+        )
+
+
+@hookimpl
+def audit_sdk_register_detectors(register: Any) -> None:
+    register(PopularityBiasDetector)

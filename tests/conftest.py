@@ -1,0 +1,45 @@
+"""Suite-wide fixtures: hermetic plugin loading and access to the real datasets."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from audit_sdk.plugin_host import reset_plugin_hosts
+
+# Tests never depend on whatever third-party plugins happen to be installed.
+os.environ["AUDIT_SDK_DISABLE_PLUGIN_AUTOLOAD"] = "1"
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+for _name in ("AUDIT_SDK_PLUGINS", "AUDIT_SDK_BLOCK_PLUGINS", "AUDIT_SDK_STRICT_PLUGINS"):
+    os.environ.pop(_name, None)
+
+
+@pytest.fixture(autouse=True)
+def _fresh_plugin_hosts() -> Iterator[None]:
+    reset_plugin_hosts()
+    yield
+    reset_plugin_hosts()
+
+
+@pytest.fixture(scope="session")
+def datasets_dir() -> Path:
+    """The shared real datasets (``AUDIT_SDK_DATA``); tests that need them skip without."""
+    value = os.environ.get("AUDIT_SDK_DATA")
+    if not value:
+        pytest.skip("AUDIT_SDK_DATA is not set; it must point at the shared datasets folder")
+    path = Path(value)
+    if not path.is_dir():
+        pytest.skip(f"AUDIT_SDK_DATA={value} is not a directory")
+    return path
+
+
+@pytest.fixture(scope="session")
+def hetrec_dir(datasets_dir: Path) -> Path:
+    path = datasets_dir / "hetrec2011-lastfm-2k"
+    if not (path / "user_artists.dat").is_file():
+        pytest.skip(f"{path} does not hold HetRec 2011 Last.fm 2K")
+    return path

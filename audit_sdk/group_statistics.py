@@ -7,6 +7,7 @@ bootstrap is the reference in the tests).
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 import numpy as np
@@ -17,6 +18,18 @@ from audit_sdk.report_model import GroupEstimate
 from audit_sdk.stats.bootstrap import Disparity, disparity_ci, mean_ci
 
 __all__ = ["GroupComparison", "compare_groups", "mean_of_true"]
+
+
+def natural_key(label: str) -> tuple[float, str]:
+    """Order group labels by the first number in them ("<25" < "25-34" < "55+", "Q2" < "Q10"),
+    then alphabetically."""
+    match = re.search(r"\d+(\.\d+)?", label)
+    if match is None:
+        return (np.inf, label)
+    value = float(match.group())
+    if label[: match.start()].rstrip().endswith("<"):
+        value -= 0.5
+    return (value, label)
 
 
 def mean_of_true(y_true: np.ndarray, y_pred: np.ndarray) -> float:
@@ -56,7 +69,9 @@ def compare_groups(
     eligible: list[str] = []
     too_small: list[str] = []
     arrays: dict[str, np.ndarray] = {}
-    for name, part in frame.groupby("g", sort=True):
+    for name, part in sorted(
+        frame.groupby("g", sort=False), key=lambda kv: natural_key(str(kv[0]))
+    ):
         arr = part["v"].to_numpy()
         interval = mean_ci(arr, confidence=confidence, n_resamples=n_resamples, rng=rng)
         warning = None

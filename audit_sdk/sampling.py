@@ -31,7 +31,9 @@ def filter_streams(dataset: Dataset, *, min_play_seconds: float | None = 30.0) -
     return dataset.replace(interactions=interactions.with_frame(frame.loc[keep]))
 
 
-def reference_time(interactions: Interactions, reference: date | datetime | None = None) -> pd.Timestamp:
+def reference_time(
+    interactions: Interactions, reference: date | datetime | None = None
+) -> pd.Timestamp:
     """The end of every window: ``reference`` (end of that day, UTC) or the latest event."""
     if reference is not None:
         ts = pd.Timestamp(reference)

@@ -51,6 +51,27 @@ def _tertiles(values: pd.Series, labels: tuple[str, str, str]) -> pd.Series:
     return out
 
 
+def _quartile_labels(values: pd.Series) -> pd.Series:
+    """Quartile bins labelled by rank and range, e.g. "Q1: 1–3", "Q2: 4–6" (tied edges merge
+    bins, so there may be fewer than four)."""
+    numbers = values.astype(float)
+    edges = np.unique(np.nanquantile(numbers, [0, 0.25, 0.5, 0.75, 1.0]))
+    if len(edges) < 2:
+        return pd.Series("all", index=values.index, dtype="string")
+    integral = bool(np.all(np.mod(numbers.dropna(), 1) == 0))
+    codes = np.searchsorted(edges[1:-1], numbers, side="left")
+    labels = []
+    for i in range(len(edges) - 1):
+        if integral:
+            low = edges[i] if i == 0 else np.floor(edges[i]) + 1
+            labels.append(f"Q{i + 1}: {low:g}–{np.floor(edges[i + 1]):g}")
+        else:
+            sign = "" if i == 0 else ">"
+            labels.append(f"Q{i + 1}: {sign}{edges[i]:.3g}–{edges[i + 1]:.3g}")
+    out = pd.Series(np.array(labels, dtype=object)[codes], index=values.index, dtype="string")
+    return out.where(numbers.notna(), "unknown")
+
+
 def _pool_levels(values: pd.Series, max_levels: int) -> pd.Series:
     values = values.astype("string").fillna("unknown")
     counts = values.value_counts()
@@ -119,7 +140,7 @@ def build_group_columns(
             )
         values = attrs[attribute]
         if pd.api.types.is_numeric_dtype(values) and values.nunique() > config.max_levels:
-            table[attribute] = pd.qcut(values, 4, duplicates="drop").astype("string")
+            table[attribute] = _quartile_labels(values)
         else:
             table[attribute] = _pool_levels(values, config.max_levels)
         columns.append(attribute)

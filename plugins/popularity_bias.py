@@ -20,6 +20,7 @@ Each metric is reported overall (subject beside the reference baselines) and per
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any, ClassVar
 
 import numpy as np
@@ -32,7 +33,7 @@ from audit_sdk.hookspecs import hookimpl
 from audit_sdk.interfaces import AuditContext, Detector, PluginParams, SubjectOutputs
 from audit_sdk.interfaces.detector import Requirement
 from audit_sdk.report_model import Finding, GroupEstimate
-from audit_sdk.stats.bootstrap import mean_ci, statistic_ci
+from audit_sdk.stats.bootstrap import Interval, mean_ci, statistic_ci
 from audit_sdk.thresholds import Threshold, evaluate_threshold
 
 __all__ = ["PopularityBiasDetector", "gini", "user_popularity_metrics"]
@@ -55,12 +56,14 @@ class PopularityBiasParams(PluginParams):
     group_by: list[str] | None = None
 
 
-def gini(values: np.ndarray) -> np.ndarray:
-    """Gini coefficient along the last axis (Lorenz-curve formula on sorted values)."""
+def gini(values: np.ndarray, *, n_zeros: int = 0) -> np.ndarray:
+    """Gini coefficient along the last axis, G = 2 sum_i i x_(i) / (n sum x) - (n + 1) / n
+    over the ascending values x_(i) (Lorenz-curve formula), counting ``n_zeros`` more items
+    with no exposure at all (they take the lowest ranks)."""
     x = np.sort(np.asarray(values, dtype=float), axis=-1)
-    n = x.shape[-1]
+    n = x.shape[-1] + n_zeros
     total = x.sum(axis=-1)
-    ranks = np.arange(1, n + 1)
+    ranks = np.arange(n_zeros + 1, n + 1)
     with np.errstate(invalid="ignore", divide="ignore"):
         g = (2.0 * (x * ranks).sum(axis=-1) / (n * total)) - (n + 1.0) / n
     return np.where(total > 0, g, 0.0)
@@ -140,6 +143,24 @@ def _calibration_kl(
     kl = terms.sum(axis=1)
     has_both = (p.sum(axis=1) > 0) & (q.sum(axis=1) > 0)
     return pd.Series(np.where(has_both, kl, np.nan), index=users)
+
+
+def _most_exposed(exposed: pd.Series, context: AuditContext, top: int = 10) -> list[dict[str, Any]]:
+    """The items that take the most slots in the subject's lists, with their share."""
+    catalog = context.dataset.catalog.frame
+    total = float(exposed.sum()) or 1.0
+    out = []
+    for item_id, count in exposed.head(top).items():
+        row = catalog.loc[item_id]
+        out.append(
+            {
+                "item_id": str(item_id),
+                "title": str(row.get("title", item_id)),
+                "artist": str(row.get("artist", "")),
+                "share_of_slots": round(float(count) / total, 4),
+            }
+        )
+    return out
 
 
 class PopularityBiasDetector(Detector):
@@ -228,46 +249,31 @@ class PopularityBiasDetector(Detector):
         )
 
     def _gini(self, context: AuditContext, models: dict[str, SubjectOutputs]) -> Finding:
-        rows: list[GroupEstimate] = []
-        own = None
-        users = context.user_table.index
         items = context.dataset.catalog.frame.index
+        rows: list[GroupEstimate] = []
+        details: dict[str, Any] = {}
         for label, outputs in models.items():
-            recs = outputs.recommendations
-            if recs is None:
+            if outputs.recommendations is None:
                 continue
-            recs = recs[(recs["rank"] <= context.k) & recs["user_id"].isin(users)]
-            rows_idx = users.get_indexer(recs["user_id"])
-            cols = items.get_indexer(recs["item_id"])
-            ok = cols >= 0
-            exposure = sparse.csr_matrix(
-                (np.ones(ok.sum()), (rows_idx[ok], cols[ok])), shape=(len(users), len(items))
-            )
-            estimate = float(gini(np.asarray(exposure.sum(axis=0)).ravel()))
-            rng = context.rng(f"{self.name}:gini:{label}")
-            n_boot = min(context.bootstrap.n_resamples, 400)
-            weights = rng.multinomial(len(users), np.full(len(users), 1 / len(users)), size=n_boot)
-            boot = gini(np.asarray(sparse.csr_matrix(weights) @ exposure.tocsc().toarray()))
-            interval = statistic_ci(
-                boot,
-                estimate,
-                confidence=context.bootstrap.confidence,
-                n=len(users),
-                method="bootstrap-percentile over users",
-            )
-            if label == context.subject.name:
-                own = interval
+            result = self._exposure_gini(context, label, outputs.recommendations)
+            interval, plug_in, bias, exposed = result
             rows.append(
                 GroupEstimate(
                     group=label,
-                    n=len(users),
-                    estimate=estimate,
+                    n=interval.n,
+                    estimate=interval.estimate,
                     ci_low=interval.low,
                     ci_high=interval.high,
-                    extra={"items_recommended": int((exposure.sum(axis=0) > 0).sum())},
+                    extra={
+                        "items_recommended": len(exposed),
+                        "plug_in": round(plug_in, 6),
+                        "bootstrap_bias": round(bias, 6),
+                    },
                 )
             )
-        assert own is not None
+            if label == context.subject.name:
+                own, own_plug_in = interval, plug_in
+                details["most_exposed_items"] = _most_exposed(exposed, context)
         threshold = self.threshold_for("gini_exposure")
         return Finding(
             detector=self.name,
@@ -285,11 +291,57 @@ class PopularityBiasDetector(Detector):
             status=evaluate_threshold(threshold, own.estimate, own.low, own.high),
             explanation=(
                 f"Gini of item exposure in top-{context.k} lists over {len(items)} catalog items: "
-                f"{own.estimate:.3f} [{own.low:.3f}, {own.high:.3f}] (1 = all exposure on one item)"
+                f"{own.estimate:.3f} [{own.low:.3f}, {own.high:.3f}] (bias-corrected; "
+                f"{own_plug_in:.3f} over these {own.n} users; 1 = all exposure on one item)"
             ),
             chart="bars",
-            reference="Gini coefficient of exposure (Fleder & Hosanagar, Manag. Sci. 2009)",
+            reference=(
+                "Gini coefficient of exposure (Fleder & Hosanagar, Manag. Sci. 2009); bootstrap "
+                "bias correction (Efron & Tibshirani 1993, Eq. 10.7)"
+            ),
+            details=details,
         )
+
+    def _exposure_gini(
+        self, context: AuditContext, label: str, recommendations: pd.DataFrame
+    ) -> tuple[Interval, float, float, pd.Series]:
+        users = context.user_table.index
+        items = context.dataset.catalog.frame.index
+        recs = recommendations[
+            (recommendations["rank"] <= context.k) & recommendations["user_id"].isin(users)
+        ]
+        rows_idx = users.get_indexer(recs["user_id"])
+        cols = items.get_indexer(recs["item_id"])
+        ok = cols >= 0
+        # Users x exposed items; items never recommended enter the Gini as zeros.
+        exposed_cols, col_idx = np.unique(cols[ok], return_inverse=True)
+        exposure = sparse.csr_matrix(
+            (np.ones(int(ok.sum())), (rows_idx[ok], col_idx)),
+            shape=(len(users), len(exposed_cols)),
+        )
+        n_zeros = len(items) - len(exposed_cols)
+        counts = np.asarray(exposure.sum(axis=0)).ravel()
+        plug_in = float(gini(counts, n_zeros=n_zeros))
+        # Resampling users can only hide items, so resampled Ginis run high: a bias the
+        # bootstrap measures and removes (Efron & Tibshirani 1993, Eq. 10.7), with the basic
+        # interval around the corrected value.
+        rng = context.rng(f"{self.name}:gini:{label}")
+        n_boot = min(context.bootstrap.n_resamples, 400)
+        weights = rng.multinomial(len(users), np.full(len(users), 1 / len(users)), size=n_boot)
+        boot = gini(np.asarray((sparse.csr_matrix(weights) @ exposure).todense()), n_zeros=n_zeros)
+        bias = float(boot.mean() - plug_in)
+        interval = statistic_ci(
+            boot,
+            plug_in,
+            confidence=context.bootstrap.confidence,
+            n=len(users),
+            method="bias-corrected basic bootstrap over users",
+            kind="basic",
+            bounds=(0.0, 1.0),
+        )
+        estimate = float(np.clip(plug_in - bias, interval.low, interval.high))
+        exposed = pd.Series(counts, index=items[exposed_cols]).sort_values(ascending=False)
+        return replace(interval, estimate=estimate), plug_in, bias, exposed
 
     def _by_group(
         self, context: AuditContext, metric: str, attribute: str, per_user: pd.DataFrame

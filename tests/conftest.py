@@ -29,17 +29,23 @@ def _fresh_plugin_hosts() -> Iterator[None]:
 def datasets_dir() -> Path:
     """The shared real datasets (``AUDIT_SDK_DATA``); tests that need them skip without."""
     value = os.environ.get("AUDIT_SDK_DATA")
+    problem = None
     if not value:
-        pytest.skip("AUDIT_SDK_DATA is not set; it must point at the shared datasets folder")
-    path = Path(value)
-    if not path.is_dir():
-        pytest.skip(f"AUDIT_SDK_DATA={value} is not a directory")
-    return path
+        problem = "AUDIT_SDK_DATA is not set; it must point at the shared datasets folder"
+    elif not Path(value).is_dir():
+        problem = f"AUDIT_SDK_DATA={value} is not a directory"
+    if problem:
+        if os.environ.get("AUDIT_SDK_REQUIRE_DATA"):
+            pytest.fail(f"{problem} (AUDIT_SDK_REQUIRE_DATA is set: real-data tests must run)")
+        pytest.skip(problem)
+    return Path(str(value)).resolve()
 
 
 @pytest.fixture(scope="session")
 def hetrec_dir(datasets_dir: Path) -> Path:
     path = datasets_dir / "hetrec2011-lastfm-2k"
     if not (path / "user_artists.dat").is_file():
+        if os.environ.get("AUDIT_SDK_REQUIRE_DATA"):
+            pytest.fail(f"{path} does not hold HetRec 2011 Last.fm 2K")
         pytest.skip(f"{path} does not hold HetRec 2011 Last.fm 2K")
     return path

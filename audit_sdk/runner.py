@@ -128,7 +128,7 @@ class AuditRunner:
         started = datetime.now(timezone.utc)
         plan = self.plan()
         with ProgressDisplay(quiet=self.quiet) as progress:
-            context = self._build_context(plan, progress)
+            context = self.build_context(plan, progress)
             findings = self._run_detectors(plan.detectors, context, progress)
             findings += self._run_mitigators(plan, context, progress)
             report = Report.build(
@@ -143,7 +143,12 @@ class AuditRunner:
             progress.note(f"[yellow]reporter {failure}[/yellow]")
         return AuditResult(report=report, out_dir=self.out_dir, written=written, context=context)
 
-    def _build_context(self, plan: _Plan, progress: ProgressDisplay) -> AuditContext:
+    def build_context(
+        self, plan: _Plan | None = None, progress: ProgressDisplay | None = None
+    ) -> AuditContext:
+        """Load, split, obtain outputs and score users: everything detectors need."""
+        plan = plan or self.plan()
+        progress = progress or ProgressDisplay(quiet=True)
         cfg = self.config
         with progress.step(f"Loading dataset ({cfg.dataset.loader})"):
             dataset = plan.loader.load()

@@ -226,3 +226,95 @@ def test_time_limit_turns_a_hung_plugin_into_a_record() -> None:
     assert "time limit of 0.3 s" in record.describe_error()
     ok = call_isolated(lambda: 42, phase="detect", plugin="fast", timeout_s=5)
     assert ok.ok and ok.result == 42
+
+
+def test_plugins_command_lists_name_version_and_distribution(with_example_plugin: Path) -> None:
+    import json
+
+    from typer.testing import CliRunner
+
+    from audit_sdk.cli import app
+
+    env = {"AUDIT_SDK_DISABLE_PLUGIN_AUTOLOAD": "0", "COLUMNS": "250"}
+    result = CliRunner().invoke(app, ["plugins", "--json"], env=env)
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.stdout)
+    rows = {(c["kind"], c["name"]): c for c in data["components"]}
+    example = rows[("detector", "example_hit_rate")]
+    assert (example["version"], example["distribution"]) == ("1.2.3", "audit-sdk-example-plugin")
+    assert rows[("detector", "group_fairness")]["distribution"] == "audit-sdk"
+    table = CliRunner().invoke(app, ["plugins"], env=env)
+    assert "example_hit_rate" in table.output and "audit-sdk-example-plugin" in table.output
+
+
+def test_separately_installed_plugin_runs_in_an_audit_and_a_raise_is_an_error_finding(
+    with_example_plugin: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("AUDIT_SDK_DISABLE_PLUGIN_AUTOLOAD")
+    from audit_sdk.config import parse_config
+    from audit_sdk.runner import AuditRunner
+
+    cfg = parse_config(
+        {
+            "dataset": {"params": {"n_users": 300, "n_artists": 60}},
+            "baselines": ["popularity"],
+            "detectors": [
+                {"name": "example_hit_rate"},
+                {"name": "example_broken"},
+                {"name": "group_fairness"},
+            ],
+            "plugins": {"autoload": True},
+            "stats": {"bootstrap_resamples": 100},
+            "outputs": {"formats": ["json"]},
+        }
+    )
+    report = AuditRunner(cfg, quiet=True, out_dir=tmp_path).run().report
+    status = {f.detector: f.status for f in report.findings}
+    assert status["example_hit_rate"] == "pass"
+    assert status["example_broken"] == "error"
+    assert status["group_fairness"] != "error"
+    plugins = {p.entry_point: p for p in report.provenance.plugins}
+    assert plugins["example"].distribution == "audit-sdk-example-plugin"
+
+
+def test_config_block_list_removes_a_plugin(tmp_path: Path) -> None:
+    from audit_sdk.config import parse_config
+    from audit_sdk.runner import AuditRunner
+
+    cfg = parse_config(
+        {"plugins": {"block": ["group_fairness"]}, "detectors": [{"name": "group_fairness"}]}
+    )
+    with pytest.raises(UnknownPluginError, match="no detector named 'group_fairness'"):
+        AuditRunner(cfg, quiet=True, out_dir=tmp_path).plan()
+
+
+def test_a_detector_past_its_time_limit_becomes_an_error_finding(tmp_path: Path) -> None:
+    from audit_sdk.config import parse_config
+    from audit_sdk.runner import AuditRunner
+    from audit_sdk.testing import inline_plugin, make_host
+
+    class Sleepy(Detector):
+        name = "sleepy"
+
+        def detect(self, context: object) -> list[Finding]:
+            time.sleep(20)
+            return []
+
+    host = make_host()
+    cfg = parse_config(
+        {
+            "dataset": {"params": {"n_users": 300, "n_artists": 60}},
+            "baselines": [],
+            "detectors": [{"name": "sleepy", "timeout_s": 0.5}, {"name": "group_fairness"}],
+            "stats": {"bootstrap_resamples": 100},
+            "outputs": {"formats": ["json"]},
+        }
+    )
+    with inline_plugin(host, Sleepy):
+        start = time.perf_counter()
+        report = AuditRunner(cfg, host=host, quiet=True, out_dir=tmp_path).run().report
+    assert time.perf_counter() - start < 15
+    (sleepy,) = [f for f in report.findings if f.detector == "sleepy"]
+    assert sleepy.status == "error"
+    assert "time limit of 0.5 s" in sleepy.explanation
+    assert any(f.detector == "group_fairness" and f.status != "error" for f in report.findings)

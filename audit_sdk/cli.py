@@ -18,6 +18,7 @@ from typing import Annotated, Any, TypeVar
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from audit_sdk import __version__
@@ -55,6 +56,11 @@ def _user_errors(fn: F) -> F:
             raise typer.Exit(130) from None
 
     return wrapper  # type: ignore[return-value]
+
+
+def _table_console() -> Console:
+    """A console for tables: the terminal's width, or wide when piped (so lines stay whole)."""
+    return Console(soft_wrap=True, width=None if sys.stdout.isatty() else 200)
 
 
 def _version_callback(value: bool) -> None:
@@ -141,7 +147,7 @@ def gate(
             f"[bold red]error:[/bold red] could not gate {report}: {type(exc).__name__}: {exc}"
         )
         raise typer.Exit(2) from None
-    render_gate_table(result, out)
+    render_gate_table(result, _table_console())
     raise typer.Exit(result.exit_code)
 
 
@@ -204,14 +210,14 @@ def plugins(
         table.add_column(column, overflow="fold")
     for r in registrations:
         table.add_row(r.kind, r.name, r.version or "", r.distribution or "", r.plugin, r.summary)
-    out.print(table)
+    console = _table_console()
+    console.print(table)
     problems = [rec for rec in host.records() if rec.status != "loaded"]
     for rec in problems:
         style = "red" if rec.status == "failed" else "dim"
         detail = f": {rec.error}" if rec.error else ""
-        out.print(
-            f"[{style}]{rec.status}: {rec.entry_point} ({rec.distribution}){detail}[/{style}]"
-        )
+        text = f"{rec.status}: {rec.entry_point} ({rec.distribution}){detail}"
+        console.print(escape(text), style=style)
 
 
 def main() -> None:

@@ -30,6 +30,8 @@ __all__ = [
     "MitigatorConfig",
     "OutputsConfig",
     "PluginsConfig",
+    "ProfileGeneratorConfig",
+    "ProfilesConfig",
     "SamplingConfig",
     "SplitConfig",
     "StatsConfig",
@@ -105,6 +107,41 @@ class SubjectConfig(_Section):
         return self.name or self.adapter
 
 
+class ProfileGeneratorConfig(_Section):
+    name: str | None = Field(None, description="label in reports; default: the adapter name")
+    adapter: str
+    params: dict[str, Any] = Field(default_factory=dict)
+
+    @property
+    def label(self) -> str:
+        return self.name or self.adapter
+
+
+class ProfilesConfig(_Section):
+    """Taste profiles written from each user's two-step sample, per time window."""
+
+    enabled: bool = Field(False, description="generate and audit taste profiles")
+    generators: list[ProfileGeneratorConfig] | None = Field(
+        None,
+        description=(
+            "profile generators to compare; default: the subject (if it can generate text) "
+            "and the template writer as a reference"
+        ),
+    )
+    template: str | None = Field(None, description="path to a jinja2 profile prompt template")
+    temperature: float = Field(0.8, ge=0.0, le=5.0)
+    top_p: float = Field(1.0, gt=0.0, le=1.0)
+    max_new_tokens: int = Field(96, ge=1, le=4096)
+    max_users: int | None = Field(
+        300, ge=1, description="profile a seeded random subset of this many audited users"
+    )
+    batch_size: int = Field(16, ge=1)
+    cache: str | None = Field(
+        "auto",
+        description="SQLite generation cache: a path, 'auto' (the user cache folder) or null",
+    )
+
+
 class GroupsConfig(_Section):
     attributes: list[str] | None = Field(
         None,
@@ -171,6 +208,7 @@ def _default_detectors() -> list[DetectorConfig]:
         DetectorConfig(name="baseline_comparison"),
         DetectorConfig(name="group_fairness"),
         DetectorConfig(name="popularity_bias"),
+        DetectorConfig(name="profile_fidelity"),
     ]
 
 
@@ -188,6 +226,7 @@ class AuditConfig(_Section):
         description="reference recommenders every report compares the subject against",
     )
     groups: GroupsConfig = Field(default_factory=GroupsConfig)
+    profiles: ProfilesConfig = Field(default_factory=ProfilesConfig)
     detectors: list[DetectorConfig] = Field(default_factory=_default_detectors)
     mitigators: list[MitigatorConfig] = Field(default_factory=list)
     outputs: OutputsConfig = Field(default_factory=OutputsConfig)
@@ -290,18 +329,52 @@ def load_config(path: str | Path) -> AuditConfig:
     return _resolve_paths(config, path.parent)
 
 
+_PATH_KEYS = ("path", "interactions", "catalog", "users", "directory", "model_dir", "template")
+
+
+def _resolve_path(value: str, base: Path) -> str:
+    value = os.path.expanduser(os.path.expandvars(value))
+    if "$" not in value and not Path(value).is_absolute():
+        value = str((base / value).resolve())
+    return value
+
+
+def _resolve_params(params: dict[str, Any], base: Path) -> dict[str, Any]:
+    out = dict(params)
+    for key in _PATH_KEYS:
+        value = out.get(key)
+        if isinstance(value, str) and value:
+            out[key] = _resolve_path(value, base)
+    return out
+
+
 def _resolve_paths(config: AuditConfig, base: Path) -> AuditConfig:
-    params = dict(config.dataset.params)
-    for key in ("path", "interactions", "catalog", "users", "directory"):
-        value = params.get(key)
-        if not isinstance(value, str) or not value:
-            continue
-        value = os.path.expanduser(os.path.expandvars(value))
-        if "$" not in value and not Path(value).is_absolute():
-            value = str((base / value).resolve())
-        params[key] = value
-    dataset = config.dataset.model_copy(update={"params": params})
-    return config.model_copy(update={"dataset": dataset})
+    """Expand ``$VARS`` and ``~`` in file parameters and make relative paths relative to the
+    config file's folder."""
+    dataset = config.dataset.model_copy(
+        update={"params": _resolve_params(config.dataset.params, base)}
+    )
+    subject = config.subject.model_copy(
+        update={"params": _resolve_params(config.subject.params, base)}
+    )
+    profiles = config.profiles
+    updates: dict[str, Any] = {}
+    if profiles.template:
+        updates["template"] = _resolve_path(profiles.template, base)
+    if profiles.cache and profiles.cache != "auto":
+        updates["cache"] = _resolve_path(profiles.cache, base)
+    if profiles.generators:
+        updates["generators"] = [
+            g.model_copy(update={"params": _resolve_params(g.params, base)})
+            for g in profiles.generators
+        ]
+    return config.model_copy(
+        update={
+            "dataset": dataset,
+            "subject": subject,
+            "profiles": profiles.model_copy(update=updates),
+        }
+    )
 
 
 def config_sha256(config: AuditConfig) -> str:

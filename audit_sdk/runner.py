@@ -67,6 +67,7 @@ class _Plan:
     detectors: list[tuple[Detector, float]]
     mitigators: list[tuple[Mitigator, float]]
     reporters: list[Reporter]
+    profile_generators: dict[str, GeneratorAdapter] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
 
 
@@ -121,7 +122,40 @@ class AuditRunner:
             params = validate_params(reg, mit.params, where=f"{where}: mitigators[{i}].params")
             mitigators.append((reg.cls(params), mit.timeout_s))
         reporters = [self.host.get("reporter", fmt).cls() for fmt in cfg.outputs.formats]
-        return _Plan(loader, subject, baselines, detectors, mitigators, reporters)
+        plan = _Plan(loader, subject, baselines, detectors, mitigators, reporters)
+        if cfg.profiles.enabled:
+            plan.profile_generators = self._plan_profile_generators(subject, where)
+        return plan
+
+    def _plan_profile_generators(
+        self, subject: GeneratorAdapter, where: str
+    ) -> dict[str, GeneratorAdapter]:
+        cfg = self.config
+        configured = cfg.profiles.generators
+        generators: dict[str, GeneratorAdapter] = {}
+        if configured is None:
+            if subject.supports("generate"):
+                generators[cfg.subject.label] = subject
+            if self.host.registry.has("adapter", "template_writer"):
+                reg = self.host.get("adapter", "template_writer")
+                generators.setdefault("template_writer", reg.cls())
+            return generators
+        for i, gen in enumerate(configured):
+            if gen.adapter == cfg.subject.adapter and gen.params == cfg.subject.params:
+                generators[gen.label] = subject
+                continue
+            reg = self.host.get("adapter", gen.adapter)
+            params = validate_params(
+                reg, gen.params, where=f"{where}: profiles.generators[{i}].params"
+            )
+            adapter = reg.cls(params)
+            if not adapter.supports("generate"):
+                raise ConfigError(
+                    f"{where}: profiles.generators[{i}]: adapter {gen.adapter!r} cannot generate "
+                    "text (it lacks the 'generate' capability)."
+                )
+            generators[gen.label] = adapter
+        return generators
 
     # -- running ----------------------------------------------------------------------------
     def run(self) -> AuditResult:
@@ -129,7 +163,8 @@ class AuditRunner:
         plan = self.plan()
         with ProgressDisplay(quiet=self.quiet) as progress:
             context = self.build_context(plan, progress)
-            findings = self._run_detectors(plan.detectors, context, progress)
+            findings = _profile_error_findings(context)
+            findings += self._run_detectors(plan.detectors, context, progress)
             findings += self._run_mitigators(plan, context, progress)
             report = Report.build(
                 provenance=self._provenance(context, started),
@@ -191,6 +226,11 @@ class AuditRunner:
                     ).reindex(users)
                 step.advance()
 
+        profiles, samples = None, None
+        if plan.profile_generators:
+            profiles, samples = self._profiles(plan, split.train, users, progress)
+            subject.profiles = profiles
+
         with progress.step("Scoring users and deriving groups"):
             groups, group_columns = build_group_columns(users, split.train, cfg.groups)
             metric_columns: list[str] = []
@@ -218,11 +258,85 @@ class AuditRunner:
             baselines=baselines,
             baseline_user_tables=baseline_tables,
             adapter=plan.subject,
+            samples=samples,
             seed=cfg.seed,
             bootstrap=BootstrapSettings(cfg.stats.bootstrap_resamples, cfg.stats.confidence),
             min_group_size=cfg.groups.min_group_size,
             k=k,
         )
+
+    def _profiles(
+        self,
+        plan: _Plan,
+        train: Dataset,
+        users: Sequence[str],
+        progress: ProgressDisplay,
+    ) -> tuple[pd.DataFrame, pd.DataFrame]:
+        """Two-step samples per window, a profile per (user, window, generator), fidelity."""
+        from audit_sdk.generation_cache import GenerationCache
+        from audit_sdk.interfaces import GenerationParams
+        from audit_sdk.metrics.profile_fidelity import profile_fidelity
+        from audit_sdk.profile_pipeline import generate_profiles, sample_profile_windows
+
+        cfg = self.config
+        pcfg = cfg.profiles
+        chosen = list(users)
+        if pcfg.max_users is not None and len(chosen) > pcfg.max_users:
+            rng = np.random.default_rng(cfg.seed + 1)
+            chosen = sorted(rng.choice(chosen, size=pcfg.max_users, replace=False).tolist())
+            plan.notes.append(
+                f"profiles were written for a seeded random subset of {len(chosen)} of "
+                f"{len(users)} audited users (profiles.max_users)"
+            )
+        frame = train.interactions.frame
+        subset = train.replace(
+            interactions=train.interactions.with_frame(frame[frame["user_id"].isin(chosen)])
+        )
+        with progress.step("Sampling listening windows"):
+            samples = sample_profile_windows(
+                subset,
+                windows=cfg.sampling.windows,
+                reference=cfg.sampling.reference_date,
+                top_artists=cfg.sampling.top_artists,
+                tracks_per_artist=cfg.sampling.tracks_per_artist,
+            )
+            played = _played_artists(subset, samples, cfg)
+        cache = None
+        if pcfg.cache is not None:
+            from audit_sdk.cache_paths import generation_cache_path
+
+            cache = GenerationCache(generation_cache_path() if pcfg.cache == "auto" else pcfg.cache)
+        total = sum(s["user_id"].nunique() for s in samples.values())
+        params = GenerationParams(
+            temperature=pcfg.temperature,
+            top_p=pcfg.top_p,
+            max_new_tokens=pcfg.max_new_tokens,
+            seed=cfg.seed,
+        )
+        with progress.step(
+            "Writing taste profiles", total=total * len(plan.profile_generators)
+        ) as step:
+            done: dict[str, int] = {}
+
+            def advance(label: str, finished: int, _total: int) -> None:
+                step.advance(finished - done.get(label, 0))
+                done[label] = finished
+
+            profiles = generate_profiles(
+                samples,
+                subset.catalog,
+                plan.profile_generators,
+                params=params,
+                cache=cache,
+                batch_size=pcfg.batch_size,
+                progress=advance,
+                template=pcfg.template,
+            )
+        profiles = profile_fidelity(profiles, samples, subset.catalog, played_artists=played)
+        sample_table = pd.concat(
+            [s.assign(window=w) for w, s in samples.items()], ignore_index=True
+        )
+        return profiles, sample_table
 
     def _outputs(
         self,
@@ -328,6 +442,60 @@ class AuditRunner:
             subject=_subject_info(context.subject),
             baselines=[_subject_info(b) for b in context.baselines.values()],
         )
+
+
+def _profile_error_findings(context: AuditContext) -> list[Finding]:
+    """One ``error`` finding per generator that failed on some prompts."""
+    profiles = context.subject.profiles
+    if profiles is None or "error" not in profiles:
+        return []
+    findings = []
+    for model, part in profiles.groupby("model", sort=False):
+        failed = part[part["error"].notna()]
+        if failed.empty:
+            continue
+        findings.append(
+            Finding(
+                detector="profile_generation",
+                metric="generation_errors",
+                group_by="model",
+                subject=str(model),
+                estimate=len(failed) / len(part),
+                n=len(part),
+                status="error",
+                explanation=(
+                    f"{model} failed on {len(failed)} of {len(part)} profile prompts; first "
+                    f"error: {failed['error'].iloc[0]}"
+                ),
+                details={"errors": failed["error"].value_counts().head(5).to_dict()},
+            )
+        )
+    return findings
+
+
+def _played_artists(
+    train: Dataset, samples: dict[str, pd.DataFrame], cfg: AuditConfig
+) -> dict[str, pd.DataFrame]:
+    """Per window label, the (user, artist) pairs played in that window."""
+    from audit_sdk.sampling import time_window, window_label
+
+    catalog = train.catalog.frame["artist"]
+    out = {}
+    for label in samples:
+        if label == "all" or not train.interactions.has_timestamps:
+            frame = train.interactions.frame
+        else:
+            days = next(d for d in cfg.sampling.windows if window_label(d) == label)
+            frame = time_window(train, days=days, reference=cfg.sampling.reference_date)
+            frame = frame.interactions.frame
+        pairs = frame[["user_id", "item_id"]].drop_duplicates()
+        out[label] = pd.DataFrame(
+            {
+                "user_id": pairs["user_id"].to_numpy(),
+                "artist": pairs["item_id"].map(catalog).to_numpy(),
+            }
+        )
+    return out
 
 
 def missing_requirement(detector: Detector, context: AuditContext) -> str | None:

@@ -26,7 +26,9 @@ def test_defaults_are_a_complete_audit() -> None:
         "baseline_comparison",
         "group_fairness",
         "popularity_bias",
+        "profile_fidelity",
     ]
+    assert cfg.profiles.enabled is False
     assert cfg.outputs.formats == ["json", "html", "junit", "markdown"]
 
 

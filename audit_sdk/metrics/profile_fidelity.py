@@ -32,98 +32,13 @@ FIDELITY_COLUMNS = ("artist_recall", "genre_recall", "hallucination_rate", "n_ar
 
 _WORD = re.compile(r"[^\W_]+(?:['’][^\W_]+)*", re.UNICODE)
 _COMMON = frozenset(
-    [
-        "a",
-        "an",
-        "and",
-        "are",
-        "as",
-        "at",
-        "be",
-        "but",
-        "by",
-        "for",
-        "from",
-        "has",
-        "have",
-        "he",
-        "her",
-        "his",
-        "i",
-        "if",
-        "in",
-        "into",
-        "is",
-        "it",
-        "its",
-        "me",
-        "my",
-        "no",
-        "not",
-        "of",
-        "on",
-        "or",
-        "our",
-        "she",
-        "so",
-        "that",
-        "the",
-        "their",
-        "them",
-        "they",
-        "this",
-        "to",
-        "up",
-        "us",
-        "was",
-        "we",
-        "were",
-        "what",
-        "when",
-        "who",
-        "will",
-        "with",
-        "you",
-        "your",
-        "love",
-        "air",
-        "yes",
-        "low",
-        "girls",
-        "live",
-        "life",
-        "home",
-        "time",
-        "music",
-        "band",
-        "song",
-        "songs",
-        "sound",
-        "sounds",
-        "rock",
-        "pop",
-        "jazz",
-        "metal",
-        "soul",
-        "blues",
-        "folk",
-        "house",
-        "country",
-        "punk",
-        "rap",
-        "indie",
-        "classical",
-        "electronic",
-        "dance",
-        "world",
-        "new",
-        "old",
-        "young",
-        "best",
-        "more",
-        "most",
-        "very",
-    ]
+    (
+        "a an and are as at be but by for from has have he her his i if in into is it its me my "
+        "no not of on or our she so that the their them they this to up us was we were what when "
+        "who will with you your love air yes low girls live life home time music band song songs "
+        "sound sounds rock pop jazz metal soul blues folk house country punk rap indie classical "
+        "electronic dance world new old young best more most very"
+    ).split()
 )
 _MAX_WORDS = 6
 
@@ -201,7 +116,7 @@ def profile_fidelity(
         rows = out.index[out["window"] == window]
         if len(rows) == 0 or sample.empty:
             continue
-        by_user = dict(sample.groupby("user_id", sort=False))
+        by_user = dict(list(sample.groupby("user_id", sort=False)))
         allowed: dict[str, set[str]] = {}
         source = (played_artists or {}).get(window)
         if source is None:

@@ -151,6 +151,21 @@ def gate(
     raise typer.Exit(result.exit_code)
 
 
+@app.command(
+    context_settings={"allow_extra_args": True, "ignore_unknown_options": True},
+    add_help_option=False,
+)
+def serve(ctx: typer.Context) -> None:
+    """Serve a generator adapter over an OpenAI-compatible API on 127.0.0.1.
+
+    Options: --adapter NAME --params JSON --port N [--model-name NAME] [--api-key-env VAR];
+    `audit-sdk serve --help` lists them all.
+    """
+    from audit_sdk.serving.openai_server import main as serve_main
+
+    raise typer.Exit(serve_main(list(ctx.args)))
+
+
 class SchemaKind(str, Enum):
     config = "config"
     report = "report"

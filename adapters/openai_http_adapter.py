@@ -1,0 +1,460 @@
+"""A model behind an OpenAI-compatible HTTP API (vLLM, llama.cpp, Ollama, TGI, OpenAI...).
+
+Requests go to ``{base_url}/chat/completions`` (``mode: chat``) or ``{base_url}/completions``
+(``mode: completions``), one prompt per request, at most ``max_concurrency`` at a time. Each
+request has a timeout; a 429 or 5xx answer, a timeout or a refused connection is retried at
+most ``max_retries`` times, after an exponential backoff with full jitter (or the server's
+``Retry-After``, capped at ``backoff_max_s``). Whatever still fails becomes an
+:class:`~audit_sdk.errors.AdapterError` that says what happened and what to check.
+
+The API key is read from the environment variable named by ``api_key_env`` when a request is
+made. It is never stored on the adapter, and never appears in ``describe()``,
+``fingerprint()``, cache keys, log records or error messages.
+"""
+
+from __future__ import annotations
+
+import email.utils
+import hashlib
+import json
+import logging
+import os
+import random
+import threading
+import time
+from collections.abc import Sequence
+from concurrent.futures import FIRST_EXCEPTION, Future, ThreadPoolExecutor, wait
+from typing import TYPE_CHECKING, Any, ClassVar, Literal
+from urllib.parse import urlsplit, urlunsplit
+
+from pydantic import Field, field_validator
+
+from audit_sdk.errors import AdapterError
+from audit_sdk.hookspecs import RegisterAdapter, hookimpl
+from audit_sdk.interfaces._params import PluginParams
+from audit_sdk.interfaces.adapter import Capability, GenerationParams, GeneratorAdapter
+
+if TYPE_CHECKING:
+    import httpx
+
+__all__ = ["OpenAIHTTPAdapter", "OpenAIHTTPParams"]
+
+logger = logging.getLogger(__name__)
+
+_EXCERPT = 160
+_RETRY_STATUS = frozenset({429, 500, 502, 503, 504})
+
+
+class OpenAIHTTPParams(PluginParams):
+    base_url: str = Field(
+        "http://127.0.0.1:8000/v1", description="the API root, e.g. http://127.0.0.1:8000/v1"
+    )
+    model: str = Field(description="the model name the server expects")
+    mode: Literal["chat", "completions"] = Field("chat", description="which endpoint to call")
+    api_key_env: str | None = Field(
+        "OPENAI_API_KEY",
+        description="environment variable holding the API key (None: send no key); the key "
+        "itself never goes into a config, report, log or cache",
+    )
+    system_prompt: str | None = Field(None, description="chat mode: a system message")
+    max_concurrency: int = Field(8, ge=1, le=256, description="requests in flight at most")
+    timeout_s: float = Field(60.0, gt=0, description="read/write timeout of one request")
+    connect_timeout_s: float = Field(5.0, gt=0, description="connect timeout of one request")
+    max_retries: int = Field(4, ge=0, le=20, description="retries after the first attempt")
+    backoff_base_s: float = Field(0.5, ge=0, description="first backoff; doubles per retry")
+    backoff_max_s: float = Field(30.0, ge=0, description="cap on one wait (and on Retry-After)")
+    send_seed: bool = Field(True, description="send the generation seed (most servers accept it)")
+
+    @field_validator("base_url")
+    @classmethod
+    def _http_url(cls, value: str) -> str:
+        parts = urlsplit(value)
+        if parts.scheme not in ("http", "https") or not parts.netloc:
+            raise ValueError("must be an http:// or https:// URL, e.g. http://127.0.0.1:8000/v1")
+        return value.rstrip("/")
+
+
+def _public_url(url: str) -> str:
+    """The URL without user:password, query or fragment (they may carry credentials)."""
+    parts = urlsplit(url)
+    host = parts.hostname or ""
+    if parts.port is not None:
+        host = f"{host}:{parts.port}"
+    return urlunsplit((parts.scheme, host, parts.path.rstrip("/"), "", ""))
+
+
+def _excerpt(text: str) -> str:
+    flat = " ".join(text.split())
+    return repr(flat if len(flat) <= _EXCERPT else flat[:_EXCERPT] + "...")
+
+
+class _Cancelled(Exception):
+    """Another prompt of the same call failed; this one was not finished."""
+
+
+class _Retryable(Exception):
+    """One failed attempt that may succeed if repeated."""
+
+    def __init__(self, kind: str, detail: str, retry_after: float | None = None) -> None:
+        super().__init__(detail)
+        self.kind = kind
+        self.detail = detail
+        self.retry_after = retry_after
+
+
+class OpenAIHTTPAdapter(GeneratorAdapter):
+    """Generates text through an OpenAI-compatible server."""
+
+    name = "openai_http"
+    description = "A model behind an OpenAI-compatible HTTP API (chat or completions)."
+    capabilities: ClassVar[frozenset[Capability]] = frozenset({"generate"})
+    Params = OpenAIHTTPParams
+
+    def __init__(self, params: PluginParams | None = None) -> None:
+        super().__init__(params)
+        self._client: httpx.Client | None = None
+        self._client_lock = threading.Lock()
+
+    @property
+    def _params(self) -> OpenAIHTTPParams:
+        assert isinstance(self.params, OpenAIHTTPParams)
+        return self.params
+
+    # -- identity ---------------------------------------------------------------------------
+    @property
+    def endpoint(self) -> str:
+        path = "chat/completions" if self._params.mode == "chat" else "completions"
+        return f"{_public_url(self._params.base_url)}/{path}"
+
+    def fingerprint(self) -> str:
+        """Endpoint and model name (and, when set, a hash of the system prompt); never the key."""
+        params = self._params
+        text = f"openai_http:{params.mode}:{_public_url(params.base_url)}:{params.model}"
+        if params.system_prompt:
+            digest = hashlib.sha256(params.system_prompt.encode("utf-8")).hexdigest()[:16]
+            text += f":system={digest}"
+        return text
+
+    def describe(self) -> dict[str, Any]:
+        params = self._params
+        return {
+            "adapter": self.name,
+            "model": params.model,
+            "base_url": _public_url(params.base_url),
+            "mode": params.mode,
+        }
+
+    # -- HTTP -------------------------------------------------------------------------------
+    def _http(self) -> httpx.Client:
+        with self._client_lock:
+            if self._client is None:
+                try:
+                    import httpx
+                except ImportError as exc:
+                    raise AdapterError(
+                        "the openai_http adapter needs httpx: pip install 'audit-sdk[http]'."
+                    ) from exc
+                params = self._params
+                self._client = httpx.Client(
+                    timeout=httpx.Timeout(params.timeout_s, connect=params.connect_timeout_s),
+                    limits=httpx.Limits(
+                        max_connections=params.max_concurrency,
+                        max_keepalive_connections=params.max_concurrency,
+                    ),
+                    follow_redirects=False,
+                )
+            return self._client
+
+    def close(self) -> None:
+        with self._client_lock:
+            if self._client is not None:
+                self._client.close()
+                self._client = None
+
+    def _api_key(self) -> str | None:
+        env = self._params.api_key_env
+        return (os.environ.get(env) or None) if env else None
+
+    def _headers(self) -> dict[str, str]:
+        headers = {"Content-Type": "application/json", "Accept": "application/json"}
+        key = self._api_key()
+        if key:
+            headers["Authorization"] = f"Bearer {key}"
+        return headers
+
+    def _redact(self, text: str) -> str:
+        """Server messages may echo the request; never let the key through."""
+        key = self._api_key()
+        return text.replace(key, "[redacted]") if key else text
+
+    def _body(self, prompt: str, params: GenerationParams) -> dict[str, Any]:
+        settings = self._params
+        body: dict[str, Any] = {
+            "model": settings.model,
+            "temperature": params.temperature,
+            "top_p": params.top_p,
+            "max_tokens": params.max_new_tokens,
+            "n": 1,
+            "stream": False,
+        }
+        if settings.send_seed:
+            body["seed"] = params.seed
+        if settings.mode == "chat":
+            messages = []
+            if settings.system_prompt:
+                messages.append({"role": "system", "content": settings.system_prompt})
+            messages.append({"role": "user", "content": prompt})
+            body["messages"] = messages
+        else:
+            body["prompt"] = prompt
+        return body
+
+    def _attempt(self, body: dict[str, Any]) -> str:
+        """One request; returns the text, raises _Retryable or AdapterError."""
+        import httpx
+
+        url = self.endpoint
+        settings = self._params
+        try:
+            response = self._http().post(url, json=body, headers=self._headers())
+        except httpx.ConnectTimeout:
+            raise _Retryable(
+                "timeout",
+                f"connecting to {url} timed out after {settings.connect_timeout_s:g} s "
+                f"(connect_timeout_s)",
+            ) from None
+        except httpx.ReadTimeout:
+            raise _Retryable(
+                "timeout",
+                f"the server at {url} sent no answer within {settings.timeout_s:g} s "
+                f"(read timeout, timeout_s)",
+            ) from None
+        except httpx.WriteTimeout:
+            raise _Retryable(
+                "timeout",
+                f"sending the request to {url} took over {settings.timeout_s:g} s "
+                f"(write timeout, timeout_s)",
+            ) from None
+        except httpx.PoolTimeout:
+            raise _Retryable(
+                "timeout",
+                f"no free connection to {url} within {settings.timeout_s:g} s (pool timeout)",
+            ) from None
+        except httpx.ConnectError as exc:
+            raise _Retryable(
+                "connect",
+                f"cannot connect to {url} ({_connect_reason(exc)}). Is the server running "
+                f"and listening at {_public_url(settings.base_url)}?",
+            ) from None
+        except (httpx.RemoteProtocolError, httpx.ReadError, httpx.WriteError) as exc:
+            raise _Retryable(
+                "protocol", f"the connection to {url} broke ({type(exc).__name__}: {exc})"
+            ) from None
+        except httpx.HTTPError as exc:
+            raise AdapterError(f"request to {url} failed: {type(exc).__name__}: {exc}") from None
+
+        raw = response.content
+        status = response.status_code
+        try:
+            text = raw.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise AdapterError(
+                f"the response from {url} (HTTP {status}) is not UTF-8 text: byte "
+                f"0x{raw[exc.start]:02x} at position {exc.start}; starts with "
+                f"{self._redact(repr(raw[:40]))}. Check that base_url points at an "
+                f"OpenAI-compatible API."
+            ) from None
+        text = self._redact(text)
+        if status in _RETRY_STATUS:
+            retry_after = _retry_after(response.headers.get("retry-after"))
+            label = "rate limited" if status == 429 else "server error"
+            raise _Retryable(
+                "rate_limit" if status == 429 else "server",
+                f"{label} (HTTP {status}) at {url}: {_excerpt(_error_message(text))}",
+                retry_after,
+            )
+        if status >= 400:
+            hint = ""
+            if status in (401, 403):
+                env = settings.api_key_env
+                hint = (
+                    f" Set the API key in the environment variable {env}."
+                    if env
+                    else " The server wants an API key: set params.api_key_env."
+                )
+            elif status == 404:
+                hint = (
+                    f" Check base_url (usually ends in /v1), mode ({settings.mode!r}) and "
+                    f"model ({settings.model!r})."
+                )
+            raise AdapterError(
+                f"{url} answered HTTP {status}: {_excerpt(_error_message(text))}.{hint}"
+            )
+        try:
+            payload = json.loads(text)
+        except json.JSONDecodeError as exc:
+            raise AdapterError(
+                f"the response from {url} (HTTP {status}) is not valid JSON ({exc.msg} at "
+                f"position {exc.pos}): {_excerpt(text)}"
+            ) from None
+        return self._extract(payload, text, url)
+
+    def _extract(self, payload: Any, text: str, url: str) -> str:
+        chat = self._params.mode == "chat"
+        path = "choices[0].message.content" if chat else "choices[0].text"
+        try:
+            choice = payload["choices"][0]
+            value = choice["message"]["content"] if chat else choice["text"]
+        except (KeyError, IndexError, TypeError):
+            value = None
+        if not isinstance(value, str):
+            raise AdapterError(f"the response from {url} lacks {path} (a string): {_excerpt(text)}")
+        return value
+
+    def _request(
+        self,
+        prompt: str,
+        params: GenerationParams,
+        index: int,
+        total: int,
+        stop: threading.Event,
+    ) -> str:
+        settings = self._params
+        body = self._body(prompt, params)
+        attempts = settings.max_retries + 1
+        kinds: list[str] = []
+        last: _Retryable | None = None
+        for attempt in range(1, attempts + 1):
+            if stop.is_set():
+                raise _Cancelled()
+            try:
+                return self._attempt(body)
+            except _Retryable as failure:
+                last = failure
+                kinds.append(failure.kind)
+                if attempt == attempts:
+                    break
+                if failure.retry_after is not None:
+                    wait_s = min(failure.retry_after, settings.backoff_max_s)
+                    why = "Retry-After"
+                else:
+                    ceiling = min(
+                        settings.backoff_max_s, settings.backoff_base_s * 2 ** (attempt - 1)
+                    )
+                    wait_s = random.uniform(0.0, ceiling)
+                    why = "backoff"
+                logger.warning(
+                    "openai_http: prompt %d/%d, attempt %d/%d failed (%s); retrying in %.2f s (%s)",
+                    index + 1,
+                    total,
+                    attempt,
+                    attempts,
+                    failure.detail,
+                    wait_s,
+                    why,
+                )
+                if stop.wait(wait_s):
+                    raise _Cancelled() from None
+        assert last is not None
+        if all(kind == "rate_limit" for kind in kinds):
+            advice = "lower max_concurrency, raise max_retries or backoff_base_s, or check the server's rate limit"
+            summary = f"rate limited (HTTP 429) on all {attempts} attempts"
+        elif last.kind == "timeout":
+            advice = "raise timeout_s (or connect_timeout_s), or check the server's load"
+            summary = f"timed out on {attempts} attempt(s)"
+        elif last.kind == "connect":
+            advice = "start the server or fix base_url"
+            summary = f"could not connect in {attempts} attempt(s)"
+        else:
+            advice = "check the server's logs"
+            summary = f"failed on all {attempts} attempts"
+        detail = last.detail if last.detail.endswith(("?", ".")) else f"{last.detail}."
+        raise AdapterError(
+            f"openai_http: prompt {index + 1} of {total} {summary}; last: {detail} "
+            f"{advice[0].upper()}{advice[1:]}."
+        )
+
+    # -- generate ---------------------------------------------------------------------------
+    def generate(self, prompts: Sequence[str], *, params: GenerationParams) -> list[str]:
+        """One request per prompt, ``max_concurrency`` in flight; outputs in prompt order.
+
+        The first prompt that fails for good cancels the prompts not yet sent and raises.
+        """
+        prompts = list(prompts)
+        if not prompts:
+            return []
+        self._http()
+        total = len(prompts)
+        workers = min(self._params.max_concurrency, total)
+        stop = threading.Event()
+        with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="openai_http") as pool:
+            futures: dict[Future[str], int] = {
+                pool.submit(self._request, prompt, params, index, total, stop): index
+                for index, prompt in enumerate(prompts)
+            }
+            done, pending = wait(futures, return_when=FIRST_EXCEPTION)
+            if any(f.exception() is not None for f in done):
+                stop.set()
+                for future in pending:
+                    future.cancel()
+                wait(pending)
+                failed = [
+                    f
+                    for f in futures
+                    if not f.cancelled()
+                    and f.exception() is not None
+                    and not isinstance(f.exception(), _Cancelled)
+                ]
+                first = min(failed, key=lambda f: futures[f])
+                exc = first.exception()
+                assert exc is not None
+                raise exc
+            return [future.result() for future in futures]
+
+
+def _connect_reason(exc: Exception) -> str:
+    text = str(exc)
+    lowered = text.lower()
+    if "refused" in lowered:
+        return "connection refused"
+    if "name or service not known" in lowered or "nodename nor servname" in lowered:
+        return "unknown host name"
+    return text or type(exc).__name__
+
+
+def _retry_after(value: str | None) -> float | None:
+    """Seconds to wait from a Retry-After header (delta-seconds or an HTTP date)."""
+    if value is None:
+        return None
+    value = value.strip()
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    if when is None:
+        return None
+    return max(0.0, when.timestamp() - time.time())
+
+
+def _error_message(text: str) -> str:
+    """The server's own message where it sent an OpenAI-style error body."""
+    try:
+        payload = json.loads(text)
+    except ValueError:
+        return text
+    if isinstance(payload, dict):
+        error = payload.get("error")
+        if isinstance(error, dict) and isinstance(error.get("message"), str):
+            return error["message"]
+        if isinstance(error, str):
+            return error
+    return text
+
+
+@hookimpl
+def audit_sdk_register_adapters(register: RegisterAdapter) -> None:
+    register(OpenAIHTTPAdapter)

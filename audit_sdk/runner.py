@@ -211,6 +211,13 @@ class AuditRunner:
         subject_label = cfg.subject.label
         with progress.step(f"Subject {subject_label}: fitting and recommending"):
             subject = self._outputs(subject_label, plan.subject, split.train, users, k)
+        if subject.recommendations is not None:
+            covered = subject.recommendations["user_id"].nunique()
+            if covered < len(users):
+                plan.notes.append(
+                    f"{subject_label} gave no recommendations for {len(users) - covered} of "
+                    f"{len(users)} audited users; they count as misses (NDCG 0)"
+                )
         baselines: dict[str, SubjectOutputs] = {}
         baseline_tables: dict[str, pd.DataFrame] = {}
         with progress.step("Reference baselines", total=len(plan.baselines)) as step:
@@ -226,10 +233,18 @@ class AuditRunner:
                     ).reindex(users)
                 step.advance()
 
-        profiles, samples = None, None
-        if plan.profile_generators:
-            profiles, samples = self._profiles(plan, split.train, users, progress)
-            subject.profiles = profiles
+        samples = None
+        logged = getattr(plan.subject, "logged_profiles", None)
+        if callable(logged):
+            # A team's logged profiles: audit them as they are; no model is run.
+            profiles = logged()
+            subject.profiles = profiles[profiles["user_id"].isin(users)].reset_index(drop=True)
+            if cfg.profiles.enabled:
+                subject.profiles, samples = self._profiles(
+                    plan, split.train, users, progress, logged=subject.profiles
+                )
+        elif plan.profile_generators:
+            subject.profiles, samples = self._profiles(plan, split.train, users, progress)
 
         with progress.step("Scoring users and deriving groups"):
             groups, group_columns = build_group_columns(users, split.train, cfg.groups)
@@ -271,8 +286,11 @@ class AuditRunner:
         train: Dataset,
         users: Sequence[str],
         progress: ProgressDisplay,
+        *,
+        logged: pd.DataFrame | None = None,
     ) -> tuple[pd.DataFrame, pd.DataFrame]:
-        """Two-step samples per window, a profile per (user, window, generator), fidelity."""
+        """Two-step samples per window, a profile per (user, window, generator) (or the
+        ``logged`` ones), and their fidelity to the samples."""
         from audit_sdk.generation_cache import GenerationCache
         from audit_sdk.interfaces import GenerationParams
         from audit_sdk.metrics.profile_fidelity import profile_fidelity
@@ -280,8 +298,8 @@ class AuditRunner:
 
         cfg = self.config
         pcfg = cfg.profiles
-        chosen = list(users)
-        if pcfg.max_users is not None and len(chosen) > pcfg.max_users:
+        chosen = list(users) if logged is None else sorted(logged["user_id"].unique())
+        if logged is None and pcfg.max_users is not None and len(chosen) > pcfg.max_users:
             rng = np.random.default_rng(cfg.seed + 1)
             chosen = sorted(rng.choice(chosen, size=pcfg.max_users, replace=False).tolist())
             plan.notes.append(
@@ -301,37 +319,46 @@ class AuditRunner:
                 tracks_per_artist=cfg.sampling.tracks_per_artist,
             )
             played = _played_artists(subset, samples, cfg)
-        cache = None
-        if pcfg.cache is not None:
-            from audit_sdk.cache_paths import generation_cache_path
+        if logged is not None:
+            profiles = logged
+        else:
+            cache = None
+            if pcfg.cache is not None:
+                from audit_sdk.cache_paths import generation_cache_path
 
-            cache = GenerationCache(generation_cache_path() if pcfg.cache == "auto" else pcfg.cache)
-        total = sum(s["user_id"].nunique() for s in samples.values())
-        params = GenerationParams(
-            temperature=pcfg.temperature,
-            top_p=pcfg.top_p,
-            max_new_tokens=pcfg.max_new_tokens,
-            seed=cfg.seed,
-        )
-        with progress.step(
-            "Writing taste profiles", total=total * len(plan.profile_generators)
-        ) as step:
-            done: dict[str, int] = {}
-
-            def advance(label: str, finished: int, _total: int) -> None:
-                step.advance(finished - done.get(label, 0))
-                done[label] = finished
-
-            profiles = generate_profiles(
-                samples,
-                subset.catalog,
-                plan.profile_generators,
-                params=params,
-                cache=cache,
-                batch_size=pcfg.batch_size,
-                progress=advance,
-                template=pcfg.template,
+                cache = GenerationCache(
+                    generation_cache_path() if pcfg.cache == "auto" else pcfg.cache
+                )
+            total = sum(s["user_id"].nunique() for s in samples.values())
+            params = GenerationParams(
+                temperature=pcfg.temperature,
+                top_p=pcfg.top_p,
+                max_new_tokens=pcfg.max_new_tokens,
+                seed=cfg.seed,
             )
+            with progress.step(
+                "Writing taste profiles", total=total * len(plan.profile_generators)
+            ) as step:
+                done: dict[str, int] = {}
+
+                def advance(label: str, finished: int, _total: int) -> None:
+                    step.advance(finished - done.get(label, 0))
+                    done[label] = finished
+
+                try:
+                    profiles = generate_profiles(
+                        samples,
+                        subset.catalog,
+                        plan.profile_generators,
+                        params=params,
+                        cache=cache,
+                        batch_size=pcfg.batch_size,
+                        progress=advance,
+                        template=pcfg.template,
+                    )
+                finally:
+                    if cache is not None:
+                        cache.close()
         profiles = profile_fidelity(profiles, samples, subset.catalog, played_artists=played)
         sample_table = pd.concat(
             [s.assign(window=w) for w, s in samples.items()], ignore_index=True

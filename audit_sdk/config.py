@@ -101,6 +101,12 @@ class SubjectConfig(_Section):
     adapter: str = Field("item_knn", description="generator adapter plugin")
     params: dict[str, Any] = Field(default_factory=dict)
     k: int = Field(10, ge=1, le=1000, description="length of recommendation lists")
+    temperature: float = Field(
+        0.0, ge=0.0, le=5.0, description="sampling temperature when recommendations are generated"
+    )
+    max_new_tokens: int = Field(
+        256, ge=1, le=8192, description="answer length when recommendations are generated"
+    )
 
     @property
     def label(self) -> str:

@@ -254,6 +254,8 @@ class AuditRunner:
                 scores = ranking_metrics(subject.recommendations, test_frame, k=k).reindex(users)
                 metric_columns = [f"ndcg@{k}", f"recall@{k}"]
                 table = groups.join(scores[[*metric_columns, f"hit@{k}"]])
+            if subject.user_metrics is not None:
+                table = table.join(subject.user_metrics.reindex(table.index))
             attrs = split.train.users.frame.reindex(table.index)
             for column in attrs.columns:
                 if column not in table.columns:
@@ -374,10 +376,28 @@ class AuditRunner:
         k: int,
     ) -> SubjectOutputs:
         recommendations = None
+        user_metrics = None
         try:
             adapter.fit(train)
             if adapter.supports("recommend"):
                 recommendations = adapter.recommend(users, k=k)
+            elif adapter.supports("generate"):
+                from audit_sdk.generative_recommendation import recommend_by_generation
+                from audit_sdk.interfaces import GenerationParams
+
+                generated = recommend_by_generation(
+                    adapter,
+                    train,
+                    users,
+                    k=k,
+                    params=GenerationParams(
+                        temperature=self.config.subject.temperature,
+                        max_new_tokens=self.config.subject.max_new_tokens,
+                        seed=self.config.seed,
+                    ),
+                )
+                recommendations = generated.recommendations
+                user_metrics = generated.hallucination_rate.rename("hallucination_rate").to_frame()
         except AuditSDKError:
             raise
         except Exception as exc:
@@ -390,6 +410,7 @@ class AuditRunner:
             fingerprint=adapter.fingerprint(),
             recommendations=recommendations,
             description=adapter.describe(),
+            user_metrics=user_metrics,
         )
 
     def _run_detectors(

@@ -33,6 +33,9 @@ class SubjectOutputs:
     recommendations: pd.DataFrame | None = None
     profiles: pd.DataFrame | None = None
     description: dict[str, Any] = field(default_factory=dict)
+    user_metrics: pd.DataFrame | None = None
+    """Per-user measurements that come with the outputs (index user_id), e.g. the
+    ``hallucination_rate`` of generated recommendation lists."""
 
 
 @dataclass(frozen=True)

@@ -215,6 +215,7 @@ def _default_detectors() -> list[DetectorConfig]:
         DetectorConfig(name="group_fairness"),
         DetectorConfig(name="popularity_bias"),
         DetectorConfig(name="profile_fidelity"),
+        DetectorConfig(name="causal_effects"),
     ]
 
 

@@ -146,7 +146,7 @@ def _chart_for(finding: Finding) -> tuple[Markup | None, str | None]:
             svg = forest_plot_svg(
                 finding.groups,
                 null_value=float(null) if is_number(null) else 0.0,
-                title=f"{finding.metric}: estimate and {_confidence(finding)} CI per row",
+                title=f"{finding.metric}: estimate and {_row_confidence(finding)} CI per row",
                 value_label=label,
             )
     except (ValueError, TypeError) as exc:
@@ -169,6 +169,15 @@ def reference_value(finding: Finding) -> float | None:
 
 def _confidence(finding: Finding) -> str:
     return f"{finding.confidence * 100:g}%"
+
+
+def _row_confidence(finding: Finding) -> str:
+    """Per-row intervals may be marginal while the finding's own is adjusted (a detector says
+    so with ``details["row_confidence"]``)."""
+    level = finding.details.get("row_confidence")
+    if isinstance(level, int | float) and not isinstance(level, bool) and 0 < level < 1:
+        return f"{level * 100:g}%"
+    return _confidence(finding)
 
 
 def _significant(value: bool | None) -> str:

@@ -27,6 +27,7 @@ def test_defaults_are_a_complete_audit() -> None:
         "group_fairness",
         "popularity_bias",
         "profile_fidelity",
+        "causal_effects",
     ]
     assert cfg.profiles.enabled is False
     assert cfg.outputs.formats == ["json", "html", "junit", "markdown"]

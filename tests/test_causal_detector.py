@@ -1,0 +1,250 @@
+"""The causal_effects detector on hand-built audits with planted genre effects."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+import pandas as pd
+import pytest
+from audit_sdk.plugins import causal_effects
+from audit_sdk.plugins._causal_treatments import binarize_exposure, exposure_from_history
+from audit_sdk.plugins.causal_effects import CausalEffectsDetector, CausalEffectsParams
+from pydantic import ValidationError
+
+from audit_sdk.interfaces import SubjectOutputs
+from audit_sdk.plugin_registry import PluginRegistry
+from audit_sdk.report_model import Finding
+
+from .causal_worlds import DETECTOR_PLANTED, audit_context, heavy_listeners
+
+PLANTED = set(DETECTOR_PLANTED)
+
+
+def _detect(context, **params) -> list[Finding]:  # type: ignore[no-untyped-def]
+    return CausalEffectsDetector(CausalEffectsParams(**params)).detect(context)
+
+
+def _significant(finding: Finding) -> set[str]:
+    return {g.group for g in finding.groups if g.significant}
+
+
+@pytest.fixture(scope="module")
+def history_findings() -> list[Finding]:
+    return _detect(audit_context(1000, seed=1))
+
+
+def test_history_audit_finds_the_planted_genres(history_findings: list[Finding]) -> None:
+    genre = next(f for f in history_findings if f.group_by == "genre")
+    assert genre.metric == "ate:ndcg@10"
+    assert genre.chart == "forest"
+    assert genre.details["share_source"] == "training history joined with the catalog"
+    assert _significant(genre) == PLANTED
+    rows = {g.group: g for g in genre.groups}
+    assert len(rows) == 12
+    for name, effect in DETECTOR_PLANTED.items():
+        row = rows[name]
+        assert row.ci_low is not None and row.ci_high is not None
+        assert row.ci_low < effect < row.ci_high
+        for key in ("naive_diff", "naive_ci_low", "p", "q", "fcr_ci_low", "share_clipped"):
+            assert row.extra[key] is not None
+        assert row.extra["n_treated"] + row.extra["n_control"] == 1000  # type: ignore[operator]
+    # the finding reports the most harmful significant genre, with its FCR-adjusted interval
+    assert genre.estimate == rows["metal"].estimate
+    assert genre.ci_low == rows["metal"].extra["fcr_ci_low"]
+    assert genre.ci_high is not None and genre.ci_high < -0.05
+    assert genre.status == "fail"
+    assert genre.explanation.startswith("2 of 12 genres change ndcg@10 significantly")
+    assert f"most harmful: metal {genre.estimate:+.3g} [" in genre.explanation
+    hist = genre.details["histogram"]
+    assert set(hist) == {"edges", "counts_treated", "counts_control"}
+    assert sum(hist["counts_treated"]) + sum(hist["counts_control"]) == 1000
+    assert genre.reference is not None and "2507.16708" in genre.reference
+    # the whole finding is valid report data
+    Finding.model_validate_json(genre.model_dump_json())
+
+
+def test_history_audit_country_family_has_no_planted_effect(
+    history_findings: list[Finding],
+) -> None:
+    country = next(f for f in history_findings if f.group_by == "country")
+    assert country.metric == "ate:ndcg@10"
+    assert {g.group for g in country.groups} == {"US", "GB", "SE", "JP", "BR", "NG"}
+    assert _significant(country) == set()
+    assert country.status == "pass"
+    assert country.explanation.startswith(
+        "none of 6 artist countries changes ndcg@10 significantly"
+    )
+    assert "most negative:" in country.explanation
+    assert any("genre treatments" in c for c in country.details["covariates"])
+
+
+def test_detector_treatments_match_the_worlds_definition() -> None:
+    context = audit_context(300, seed=2)
+    shares = exposure_from_history(
+        context.train.interactions.frame, context.dataset.catalog.frame, "genre"
+    )
+    plays = context.train.interactions.frame.assign(
+        genre=lambda f: f["item_id"].str.rsplit("-", n=1).str[0]
+    )
+    by_genre = plays.pivot_table(index="user_id", columns="genre", values="plays", aggfunc="sum")
+    expected = by_genre.div(by_genre.sum(axis=1), axis=0)
+    pd.testing.assert_frame_equal(
+        shares.loc[expected.index, expected.columns], expected, check_names=False
+    )
+    # the same as plays (users x items) times Catalog.genre_matrix()
+    matrix = context.dataset.catalog.genre_matrix()
+    user_items = plays.pivot_table(
+        index="user_id", columns="item_id", values="plays", aggfunc="sum"
+    )
+    via_matrix = user_items.fillna(0.0) @ matrix.loc[user_items.columns]
+    via_matrix = via_matrix.div(via_matrix.sum(axis=1), axis=0)
+    np.testing.assert_allclose(
+        shares.loc[via_matrix.index, via_matrix.columns].to_numpy(), via_matrix.to_numpy()
+    )
+    # and the detector's binarization is the world's
+    pd.testing.assert_frame_equal(
+        binarize_exposure(shares, method="median"), heavy_listeners(shares), check_names=False
+    )
+
+
+def test_logged_outputs_audit_finds_the_planted_genres() -> None:
+    context = audit_context(600, seed=3, logged=True)
+    assert "ndcg@10" not in context.user_table.columns
+    (finding,) = _detect(context, families=["genre"])
+    assert finding.metric == "ate:rating"
+    assert (
+        finding.details["share_source"] == "logged share:* columns of the profiles (mean per user)"
+    )
+    assert finding.details["unit"] == "user"
+    assert _significant(finding) == PLANTED
+
+    (per_profile,) = _detect(context, families=["genre"], unit="profile")
+    assert per_profile.details["unit"] == "profile"
+    assert per_profile.n == 1200
+    assert _significant(per_profile) == PLANTED
+    assert any(c.startswith("window=") for c in per_profile.details["covariates"])
+
+
+def test_econml_estimator_reproduces_the_fast_path() -> None:
+    context = audit_context(400, seed=4)
+    common = {"families": ["genre"], "outcome_form": "joint", "max_treatments": 4}
+    (fast,) = _detect(context, **common)
+    (reference,) = _detect(context, estimator="econml", **common)
+    assert reference.details["estimator"] == "econml DRLearner"
+    for a, b in zip(fast.groups, reference.groups, strict=True):
+        assert a.group == b.group
+        assert a.estimate == pytest.approx(b.estimate, abs=1e-6)
+
+
+# ---------------------------------------------------------------------------------------------
+# degenerate audits
+
+
+def _with_user_table(context, table: pd.DataFrame):  # type: ignore[no-untyped-def]
+    return dataclasses.replace(context, user_table=table)
+
+
+def test_missing_outcome_is_a_skipped_finding() -> None:
+    context = audit_context(200, seed=5)
+    (finding,) = _detect(context, families=["genre"], outcomes=["hallucination_rate"])
+    assert finding.status == "skipped"
+    assert "outcome 'hallucination_rate' not found" in finding.explanation
+    assert "ndcg@10" in finding.explanation  # names what is available
+
+
+def test_constant_outcome_is_a_skipped_finding() -> None:
+    context = audit_context(200, seed=5)
+    table = context.user_table.assign(**{"ndcg@10": 0.3})
+    (finding,) = _detect(_with_user_table(context, table), families=["genre"])
+    assert finding.status == "skipped"
+    assert all(g.warning and "outcome is constant" in g.warning for g in finding.groups)
+    assert finding.explanation.startswith("none of 12 genres could be estimated")
+
+
+def test_too_few_users_per_arm_skips_rows() -> None:
+    context = audit_context(50, seed=6)
+    (finding,) = _detect(context, families=["genre"], min_units_per_arm=30)
+    assert finding.status == "skipped"
+    assert all(
+        g.estimate is None and "need at least 30" in (g.warning or "") for g in finding.groups
+    )
+
+
+def test_treatment_nobody_and_everybody_has() -> None:
+    context = audit_context(400, seed=7, logged=True)
+    profiles = context.subject.profiles
+    assert profiles is not None
+    profiles = profiles.assign(**{"share:polka": 0.0, "share:pop": 1.0})
+    subject = SubjectOutputs(name="subject", adapter="test", fingerprint="0", profiles=profiles)
+    context = dataclasses.replace(context, subject=subject)
+    (finding,) = _detect(context, families=["genre"], binarization="top_k", k=3)
+    rows = {g.group: g for g in finding.groups}
+    # pop (share 1) is in everybody's top 3, polka (share 0) in nobody's
+    assert "every unit is treated" in (rows["pop"].warning or "")
+    assert "no unit is treated" in (rows["polka"].warning or "")
+    assert rows["pop"].estimate is None and rows["polka"].estimate is None
+    assert any(w.startswith("pop: skipped") for w in finding.warnings)
+    assert finding.status in {"pass", "warn", "fail"}  # the other genres are still estimated
+    assert "2 skipped" in finding.explanation
+
+
+def test_all_zero_exposure_is_a_skipped_finding() -> None:
+    context = audit_context(200, seed=8, logged=True)
+    profiles = context.subject.profiles
+    assert profiles is not None
+    share_columns = [c for c in profiles.columns if c.startswith("share:")]
+    profiles = profiles.assign(**dict.fromkeys(share_columns, 0.0))
+    subject = SubjectOutputs(name="subject", adapter="test", fingerprint="0", profiles=profiles)
+    (finding,) = _detect(dataclasses.replace(context, subject=subject), families=["genre"])
+    assert finding.status == "skipped"
+    assert "no unit has any genre exposure" in finding.explanation
+
+
+def test_positivity_failures_are_warnings_on_the_finding() -> None:
+    # heavy metal listeners are exactly the users under 30: age predicts the treatment
+    context = audit_context(600, seed=9, logged=True)
+    profiles = context.subject.profiles
+    assert profiles is not None
+    age = context.dataset.users.frame["age"].reindex(profiles["user_id"]).to_numpy()
+    profiles = profiles.assign(**{"share:metal": np.where(age < 30, 0.9, 0.05)})
+    subject = SubjectOutputs(name="subject", adapter="test", fingerprint="0", profiles=profiles)
+    (finding,) = _detect(dataclasses.replace(context, subject=subject), families=["genre"])
+    assert any(w.startswith("metal: positivity") for w in finding.warnings)
+    assert finding.details["histogram_treatment"] == "metal"
+
+
+# ---------------------------------------------------------------------------------------------
+# plugin contract
+
+
+def test_registers_through_the_hook() -> None:
+    registry = PluginRegistry()
+    register = registry.make_register("detector", plugin="causal_effects")
+    causal_effects.audit_sdk_register_detectors(register=register)
+    assert registry.get("detector", "causal_effects").cls is CausalEffectsDetector
+
+
+def test_params_are_validated() -> None:
+    with pytest.raises(ValidationError, match="clip"):
+        CausalEffectsParams(clip=(0.6, 0.4))
+    with pytest.raises(ValidationError, match="binarization"):
+        CausalEffectsParams(binarization="share")  # type: ignore[arg-type]
+    with pytest.raises(ValidationError, match="extra"):
+        CausalEffectsParams(fold=5)  # type: ignore[call-arg]
+
+
+def test_default_threshold_gates_on_evidence_of_harm() -> None:
+    detector = CausalEffectsDetector()
+    threshold = detector.threshold_for("ate:rating")
+    assert threshold is not None
+    assert threshold.statistic == "ci_high"
+    assert threshold.fail_below == -0.05 and threshold.warn_below == 0.0
+
+
+def test_only_beneficial_effects_pass() -> None:
+    context = audit_context(600, seed=10, logged=True, effects={"jazz": 0.06})
+    (finding,) = _detect(context, families=["genre"])
+    assert _significant(finding) == {"jazz"}
+    assert "none for the worse; most negative:" in finding.explanation
+    assert finding.status == "pass"

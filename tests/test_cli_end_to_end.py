@@ -179,6 +179,15 @@ def test_run_on_hetrec_writes_a_readable_report(
     assert result.exit_code == 0, result.output
     report = json.loads((out / "report.json").read_text())
     assert report["provenance"]["dataset"] == "hetrec_lastfm_2k"
+    # The tag-derived genre forest plot of the causal detector.
+    (genre,) = [
+        f
+        for f in report["findings"]
+        if f["detector"] == "causal_effects" and f["group_by"] == "genre"
+    ]
+    assert genre["chart"] == "forest"
+    assert len([g for g in genre["groups"] if g["estimate"] is not None]) >= 10
+    assert {"rock", "pop", "indie"} <= {g["group"] for g in genre["groups"]}
     html = (out / "report.html").read_text()
     parser = _Sections()
     parser.feed(html)

@@ -199,6 +199,7 @@ def test_run_on_hetrec_writes_a_readable_report(
         "baseline_comparison",
         "group_fairness",
         "popularity_bias",
+        "causal_effects",
         "Provenance",
     ):
         assert heading in text

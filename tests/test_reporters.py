@@ -112,7 +112,7 @@ class _Page(HTMLParser):
     """Collects tags and attributes and checks that elements are balanced."""
 
     VOID = frozenset(
-        "area base br col embed hr img input link meta source track wbr".split()  # noqa: SIM905
+        "area base br col embed hr img input link meta source track wbr".split()
     )
 
     def __init__(self) -> None:

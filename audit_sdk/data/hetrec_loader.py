@@ -146,7 +146,7 @@ GENRE_STOP_TAGS: frozenset[str] = frozenset(
     male vocalists, male vocalist, female, male, guitar, piano, check out, spotify, music, all,
     under 2000 listeners, classic, mellow, chill, romantic, fucking awesome, hot, cute,
     good music, singer, band, bands, artist, artists
-    """.split(",")  # noqa: SIM905 (a list literal of 70 tags would be one per line)
+    """.split(",")
 )
 # Spellings of one genre whose separators differ only in ways ``normalize_tag`` cannot see.
 _GENRE_ALIASES: dict[str, str] = {

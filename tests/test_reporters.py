@@ -111,9 +111,7 @@ def test_json_writes_nan_as_null_so_the_file_stays_valid_json() -> None:
 class _Page(HTMLParser):
     """Collects tags and attributes and checks that elements are balanced."""
 
-    VOID = frozenset(
-        "area base br col embed hr img input link meta source track wbr".split()
-    )
+    VOID = frozenset("area base br col embed hr img input link meta source track wbr".split())
 
     def __init__(self) -> None:
         super().__init__(convert_charrefs=True)

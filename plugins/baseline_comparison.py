@@ -12,10 +12,11 @@ from typing import Any, ClassVar
 
 import numpy as np
 
+from audit_sdk.finding_builders import model_rows
 from audit_sdk.hookspecs import hookimpl
 from audit_sdk.interfaces import AuditContext, Detector
 from audit_sdk.interfaces.detector import Requirement
-from audit_sdk.report_model import Finding, GroupEstimate
+from audit_sdk.report_model import Finding
 from audit_sdk.stats.bootstrap import mean_ci
 from audit_sdk.thresholds import Threshold, evaluate_threshold
 
@@ -37,24 +38,11 @@ class BaselineComparisonDetector(Detector):
         confidence = context.bootstrap.confidence
         n_resamples = context.bootstrap.n_resamples
         tables = {context.subject.name: context.user_table, **context.baseline_user_tables}
-        rows = []
-        for label, table in tables.items():
-            interval = mean_ci(
-                table[metric].to_numpy(),
-                confidence=confidence,
-                n_resamples=n_resamples,
-                rng=context.rng(f"{self.name}:{metric}:{label}"),
-            )
-            rows.append(
-                GroupEstimate(
-                    group=label,
-                    n=interval.n,
-                    estimate=interval.estimate,
-                    ci_low=interval.low,
-                    ci_high=interval.high,
-                    extra={"role": "subject" if label == context.subject.name else "baseline"},
-                )
-            )
+        rows, _ = model_rows(
+            context,
+            {label: table[metric] for label, table in tables.items()},
+            salt=f"{self.name}:{metric}",
+        )
         name = f"{metric}:vs_popularity"
         threshold = self.threshold_for(name)
         reference = context.baseline_user_tables.get("popularity")

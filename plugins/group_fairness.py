@@ -14,14 +14,19 @@ from __future__ import annotations
 
 from typing import Any, ClassVar
 
-from audit_sdk.group_statistics import compare_groups
+from audit_sdk.finding_builders import group_disparity_finding
 from audit_sdk.hookspecs import hookimpl
 from audit_sdk.interfaces import AuditContext, Detector, PluginParams
 from audit_sdk.interfaces.detector import Requirement
 from audit_sdk.report_model import Finding
-from audit_sdk.thresholds import Threshold, evaluate_threshold
+from audit_sdk.thresholds import Threshold
 
 __all__ = ["GroupFairnessDetector"]
+
+REFERENCE = (
+    "Group disparity of per-user quality as in Ekstrand et al., 'All the cool kids, how do they "
+    "fit in?' (FAT* 2018); four-fifths rule (29 CFR 1607.4(D))"
+)
 
 
 class GroupFairnessParams(PluginParams):
@@ -55,76 +60,17 @@ class GroupFairnessDetector(Detector):
         return findings
 
     def _one(self, context: AuditContext, metric: str, attribute: str) -> Finding:
-        table = context.user_table
-        if attribute not in table.columns:
+        if attribute not in context.user_table.columns:
             return self._skipped(metric, attribute, f"no group column {attribute!r}")
-        comparison = compare_groups(
-            table[metric],
-            table[attribute],
-            min_group_size=context.min_group_size,
-            confidence=context.bootstrap.confidence,
-            n_resamples=context.bootstrap.n_resamples,
-            rng=context.rng(f"{self.name}:{metric}:{attribute}"),
-        )
-        warnings = [f"group {r.group!r}: {r.warning}" for r in comparison.rows if r.warning]
-        metric_name = f"{metric}:min_max_ratio"
-        threshold = self.threshold_for(metric_name)
-        disparity = comparison.disparity
-        if disparity is None:
-            return Finding(
-                detector=self.name,
-                metric=metric_name,
-                group_by=attribute,
-                subject=context.subject.name,
-                n=int(sum(r.n for r in comparison.rows)),
-                groups=comparison.rows,
-                threshold=threshold,
-                status="skipped",
-                explanation=(
-                    f"fewer than two groups of {attribute} have at least "
-                    f"{context.min_group_size} users; no disparity can be judged"
-                ),
-                warnings=warnings,
-                chart="bars",
-            )
-        ratio, diff = disparity.ratio, disparity.difference
-        worst_mean = comparison.by_group[disparity.worst]
-        best_mean = comparison.by_group[disparity.best]
-        status = evaluate_threshold(threshold, ratio.estimate, ratio.low, ratio.high)
-        details: dict[str, Any] = {
-            "worst_group": disparity.worst,
-            "best_group": disparity.best,
-            "difference": {"estimate": diff.estimate, "ci_low": diff.low, "ci_high": diff.high},
-            "groups_too_small": comparison.too_small,
-            "overall": float(table[metric].mean()),
-        }
-        return Finding(
+        return group_disparity_finding(
+            context,
             detector=self.name,
-            metric=metric_name,
-            group_by=attribute,
-            subject=context.subject.name,
-            estimate=ratio.estimate,
-            ci_low=ratio.low,
-            ci_high=ratio.high,
-            confidence=context.bootstrap.confidence,
-            ci_method=ratio.method,
-            n=ratio.n,
-            groups=comparison.rows,
-            threshold=threshold,
-            status=status,
-            explanation=(
-                f"{attribute}={disparity.worst} gets {metric} {worst_mean:.3g} vs "
-                f"{best_mean:.3g} for {disparity.best}: ratio {ratio.estimate:.2f} "
-                f"[{ratio.low:.2f}, {ratio.high:.2f}], difference {diff.estimate:.3g} "
-                f"[{diff.low:.3g}, {diff.high:.3g}]"
-            ),
-            warnings=warnings,
-            chart="bars",
-            reference=(
-                "Group disparity of per-user quality as in Ekstrand et al., 'All the cool kids, "
-                "how do they fit in?' (FAT* 2018); four-fifths rule (29 CFR 1607.4(D))"
-            ),
-            details=details,
+            metric=metric,
+            values=context.user_table[metric],
+            attribute=attribute,
+            summary="ratio",
+            threshold=self.threshold_for(f"{metric}:min_max_ratio"),
+            reference=REFERENCE,
         )
 
     def _skipped(self, metric: str, attribute: str | None, reason: str) -> Finding:

@@ -28,18 +28,18 @@ import pandas as pd
 from pydantic import Field
 from scipy import sparse
 
-from audit_sdk.group_statistics import compare_groups
+from audit_sdk.finding_builders import group_disparity_finding, model_rows
 from audit_sdk.hookspecs import hookimpl
 from audit_sdk.interfaces import AuditContext, Detector, PluginParams, SubjectOutputs
 from audit_sdk.interfaces.detector import Requirement
 from audit_sdk.report_model import Finding, GroupEstimate
-from audit_sdk.stats.bootstrap import Interval, mean_ci, statistic_ci
+from audit_sdk.stats.bootstrap import Interval, statistic_ci
 from audit_sdk.thresholds import Threshold, evaluate_threshold
 
 __all__ = ["PopularityBiasDetector", "gini", "user_popularity_metrics"]
 
 PER_USER_METRICS = ("arp", "aplt", "popularity_lift", "calibration_kl")
-REFERENCES = {
+REFERENCE_BY_METRIC = {
     "arp": "Abdollahpouri, Burke & Mobasher, FLAIRS 2019, Eq. 1 (ARP)",
     "aplt": "Abdollahpouri, Burke & Mobasher, FLAIRS 2019, Eq. 2 (APLT)",
     "popularity_lift": "Abdollahpouri et al., UMAP 2021 (popularity lift); Kowald et al., ECIR 2020",
@@ -198,26 +198,11 @@ class PopularityBiasDetector(Detector):
     def _overall(
         self, context: AuditContext, metric: str, per_model: dict[str, pd.DataFrame]
     ) -> Finding:
-        rows: list[GroupEstimate] = []
-        intervals = {}
-        for label, frame in per_model.items():
-            interval = mean_ci(
-                frame[metric].to_numpy(),
-                confidence=context.bootstrap.confidence,
-                n_resamples=context.bootstrap.n_resamples,
-                rng=context.rng(f"{self.name}:{metric}:{label}"),
-            )
-            intervals[label] = interval
-            rows.append(
-                GroupEstimate(
-                    group=label,
-                    n=interval.n,
-                    estimate=interval.estimate,
-                    ci_low=interval.low,
-                    ci_high=interval.high,
-                    extra={"role": "subject" if label == context.subject.name else "baseline"},
-                )
-            )
+        rows, intervals = model_rows(
+            context,
+            {label: frame[metric] for label, frame in per_model.items()},
+            salt=f"{self.name}:{metric}",
+        )
         own = intervals[context.subject.name]
         threshold = self.threshold_for(metric)
         baselines = ", ".join(
@@ -245,7 +230,7 @@ class PopularityBiasDetector(Detector):
                 + (f" (baselines: {baselines})" if baselines else "")
             ),
             chart="bars",
-            reference=REFERENCES[metric],
+            reference=REFERENCE_BY_METRIC[metric],
         )
 
     def _gini(self, context: AuditContext, models: dict[str, SubjectOutputs]) -> Finding:
@@ -346,58 +331,15 @@ class PopularityBiasDetector(Detector):
     def _by_group(
         self, context: AuditContext, metric: str, attribute: str, per_user: pd.DataFrame
     ) -> Finding:
-        values = per_user[metric]
-        comparison = compare_groups(
-            values,
-            context.user_table[attribute],
-            min_group_size=context.min_group_size,
-            confidence=context.bootstrap.confidence,
-            n_resamples=context.bootstrap.n_resamples,
-            rng=context.rng(f"{self.name}:{metric}:{attribute}"),
-        )
-        name = f"{metric}:group_gap"
-        threshold = self.threshold_for(name)
-        warnings = [f"group {r.group!r}: {r.warning}" for r in comparison.rows if r.warning]
-        disparity = comparison.disparity
-        if disparity is None:
-            return Finding(
-                detector=self.name,
-                metric=name,
-                group_by=attribute,
-                subject=context.subject.name,
-                groups=comparison.rows,
-                status="skipped",
-                explanation=f"fewer than two groups of {attribute} are large enough to compare",
-                warnings=warnings,
-                chart="bars",
-            )
-        diff = disparity.difference
-        return Finding(
+        return group_disparity_finding(
+            context,
             detector=self.name,
-            metric=name,
-            group_by=attribute,
-            subject=context.subject.name,
-            estimate=diff.estimate,
-            ci_low=diff.low,
-            ci_high=diff.high,
-            confidence=context.bootstrap.confidence,
-            ci_method=diff.method,
-            n=diff.n,
-            groups=comparison.rows,
-            threshold=threshold,
-            status=evaluate_threshold(threshold, diff.estimate, diff.low, diff.high),
-            explanation=(
-                f"{metric} ranges from {comparison.by_group[disparity.worst]:.3g} "
-                f"({attribute}={disparity.worst}) to {comparison.by_group[disparity.best]:.3g} "
-                f"({disparity.best}); gap {diff.estimate:.3g} [{diff.low:.3g}, {diff.high:.3g}]"
-            ),
-            warnings=warnings,
-            chart="bars",
-            details={
-                "lowest_group": disparity.worst,
-                "highest_group": disparity.best,
-                "overall": float(values.mean()),
-            },
+            metric=metric,
+            values=per_user[metric],
+            attribute=attribute,
+            summary="gap",
+            threshold=self.threshold_for(f"{metric}:group_gap"),
+            reference=REFERENCE_BY_METRIC[metric],
         )
 
 

@@ -15,13 +15,12 @@ first, so intervals do not treat one user's windows as independent people.
 
 from __future__ import annotations
 
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Literal
 
-import numpy as np
 import pandas as pd
 from pydantic import Field
 
-from audit_sdk.group_statistics import compare_groups
+from audit_sdk.finding_builders import group_disparity_finding
 from audit_sdk.hookspecs import hookimpl
 from audit_sdk.interfaces import AuditContext, Detector, PluginParams
 from audit_sdk.interfaces.detector import Requirement
@@ -182,58 +181,18 @@ class ProfileFidelityDetector(Detector):
         attribute: str,
         model: str,
     ) -> Finding:
-        groups = context.user_table[attribute].reindex(per_user.index)
-        comparison = compare_groups(
-            per_user,
-            groups,
-            min_group_size=context.min_group_size,
-            confidence=context.bootstrap.confidence,
-            n_resamples=context.bootstrap.n_resamples,
-            rng=context.rng(f"{self.name}:{metric}:{attribute}"),
-        )
-        higher_is_better = metric in RECALLS
-        name = f"{metric}:min_max_ratio" if higher_is_better else f"{metric}:group_gap"
-        threshold = self.threshold_for(name)
-        warnings = [f"group {r.group!r}: {r.warning}" for r in comparison.rows if r.warning]
-        disparity = comparison.disparity
-        if disparity is None:
-            return Finding(
-                detector=self.name,
-                metric=name,
-                group_by=attribute,
-                subject=context.subject.name,
-                groups=comparison.rows,
-                status="skipped",
-                explanation=f"fewer than two groups of {attribute} are large enough to compare",
-                warnings=warnings,
-                chart="bars",
-            )
-        interval = disparity.ratio if higher_is_better else disparity.difference
-        low_group, high_group = disparity.worst, disparity.best
-        return Finding(
+        summary: Literal["ratio", "gap"] = "ratio" if metric in RECALLS else "gap"
+        name = f"{metric}:min_max_ratio" if summary == "ratio" else f"{metric}:group_gap"
+        return group_disparity_finding(
+            context,
             detector=self.name,
-            metric=name,
-            group_by=attribute,
-            subject=context.subject.name,
-            estimate=interval.estimate,
-            ci_low=interval.low,
-            ci_high=interval.high,
-            confidence=context.bootstrap.confidence,
-            ci_method=interval.method,
-            n=interval.n,
-            groups=comparison.rows,
-            threshold=threshold,
-            status=evaluate_threshold(threshold, interval.estimate, interval.low, interval.high),
-            explanation=(
-                f"{model}: {metric} ranges from {comparison.by_group[low_group]:.3g} "
-                f"({attribute}={low_group}) to {comparison.by_group[high_group]:.3g} "
-                f"({high_group}); {'ratio' if higher_is_better else 'gap'} "
-                f"{interval.estimate:.3g} [{interval.low:.3g}, {interval.high:.3g}]"
-            ),
-            warnings=warnings,
-            chart="bars",
+            metric=metric,
+            values=per_user,
+            attribute=attribute,
+            summary=summary,
+            threshold=self.threshold_for(name),
             reference=REFERENCE,
-            details={"overall": float(np.nanmean(per_user.to_numpy(dtype=float)))},
+            label=model,
         )
 
     def _skipped(self, metric: str, reason: str) -> Finding:

@@ -51,7 +51,7 @@ def test_demo_writes_the_four_reports(demo_dir: Path) -> None:
         if f["metric"] == "ndcg@10:min_max_ratio" and f["group_by"] == "age_bucket"
     ]
     assert age["status"] == "fail"
-    assert age["details"]["worst_group"] == "55+"
+    assert age["details"]["lowest_group"] == "55+"
     assert report["provenance"]["subject"]["fingerprint"]
     assert len(report["provenance"]["config_sha256"]) == 64
 

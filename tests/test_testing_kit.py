@@ -56,3 +56,17 @@ def test_inline_plugin_registers_and_unregisters() -> None:
     assert "sloppy" not in host.registry.names("detector")
     with pytest.raises(TypeError), inline_plugin(host, dict):
         pass
+
+
+def test_profile_fidelity_passes_the_conformance_check() -> None:
+    from audit_sdk.testing import make_context
+
+    context = make_context(n_users=300, profiles={"enabled": True, "cache": None, "max_users": 120})
+    assert context.subject.profiles is not None
+    assert set(context.subject.profiles["model"]) == {"template_writer"}
+    detector = make_host().get("detector", "profile_fidelity").cls()
+    findings = check_detector(detector, context)
+    by_model = [f for f in findings if f.group_by == "model"]
+    assert {f.metric for f in by_model} == {"artist_recall", "genre_recall", "hallucination_rate"}
+    genre = next(f for f in by_model if f.metric == "genre_recall")
+    assert genre.estimate is not None and genre.estimate > 0.5  # the template names genres

@@ -151,6 +151,80 @@ def gate(
     raise typer.Exit(result.exit_code)
 
 
+@app.command("train-tinyrec")
+@_user_errors
+def train_tinyrec_command(
+    out_dir: Annotated[Path, typer.Option("--out", help="Folder for the model directory.")],
+    config: Annotated[
+        Path | None,
+        typer.Option(help="Audit file whose dataset section says what to train on."),
+    ] = None,
+    size: Annotated[str, typer.Option(help="demo (about a minute) or full.")] = "full",
+    seed: Annotated[int, typer.Option(help="Training seed.")] = 0,
+    time_budget: Annotated[
+        float | None, typer.Option("--time-budget", help="Stop training after this many seconds.")
+    ] = None,
+    overwrite: Annotated[bool, typer.Option(help="Replace an existing model directory.")] = False,
+) -> None:
+    """Train TinyRec (the embedded LLM recommender) and report held-out NDCG@10 and recall@10
+    beside the popularity and random baselines."""
+    from audit_sdk.config import load_config, parse_config
+    from audit_sdk.errors import ConfigError
+    from audit_sdk.plugin_host import get_plugin_host
+    from audit_sdk.plugin_instances import validate_params
+    from audit_sdk.sampling import filter_streams
+    from audit_sdk.tinyrec import train_tinyrec
+
+    if size not in ("demo", "full"):
+        raise ConfigError(f"--size {size!r}: use demo or full.")
+    cfg = load_config(config) if config is not None else parse_config({})
+    host = get_plugin_host()
+    reg = host.get("dataset_loader", cfg.dataset.loader)
+    loader = reg.cls(validate_params(reg, cfg.dataset.params, where="dataset.params"))
+    dataset = filter_streams(loader.load(), min_play_seconds=cfg.sampling.min_play_seconds)
+    with err.status(f"Training TinyRec ({size}) on {dataset.name}..."):
+        result = train_tinyrec(
+            dataset,
+            out_dir=out_dir,
+            size=size,  # type: ignore[arg-type]
+            seed=seed,
+            time_budget_s=time_budget,
+            overwrite=overwrite,
+            split_strategy=cfg.split.strategy,
+            test_items=cfg.split.test_items,
+            k=cfg.subject.k,
+        )
+    table = Table(title=f"Held-out quality on {dataset.name} (95% CI)")
+    summary = result.summary_table()
+    table.add_column("model")
+    for column in summary.columns:
+        table.add_column(str(column), justify="right")
+    for model, row in summary.iterrows():
+        table.add_row(str(model), *(str(v) for v in row))
+    _table_console().print(table)
+    for metric, v in result.paired.items():
+        verdict = "beats" if v["low"] > 0 else "does not beat"
+        out.print(
+            f"TinyRec - popularity, {metric}: {v['mean']:+.4f} "
+            f"[{v['low']:+.4f}, {v['high']:+.4f}]: TinyRec {verdict} popularity"
+        )
+    out.print(f"Saved {result.model_dir}")
+
+
+@app.command("export-onnx")
+@_user_errors
+def export_onnx_command(
+    model_dir: Annotated[Path, typer.Argument(help="A transformers causal LM directory.")],
+    out_dir: Annotated[Path, typer.Argument(help="Where to write the ONNX model.")],
+    overwrite: Annotated[bool, typer.Option(help="Replace an existing export.")] = False,
+) -> None:
+    """Export a causal LM (TinyRec included) to ONNX for the `onnx` adapter."""
+    from audit_sdk.adapters.onnx_export import export_onnx
+
+    path = export_onnx(model_dir, out_dir, overwrite=overwrite)
+    out.print(f"Exported {model_dir} to {path}")
+
+
 @app.command(
     context_settings={"allow_extra_args": True, "ignore_unknown_options": True},
     add_help_option=False,

@@ -1,8 +1,11 @@
-"""The built-in demo audit: the synthetic music world, with one planted bias to find.
+"""The built-in demo audit: TinyRec on the synthetic music world, with one planted bias.
 
+The subject is TinyRec, the embedded LLM recommender: the first demo trains a demo-sized
+model (about a minute on two cores) and caches it; later demos load it. TinyRec both
+recommends and writes taste profiles, compared with the template writer it learned from.
 The demo world plants a known quality penalty on users aged 55 and over (half of their
-listening is erratic, so any recommender serves them worse), so the demo report shows what
-a real finding looks like, and ``audit-sdk gate`` has something to fail on.
+listening is erratic, so any recommender serves them worse), so the report shows what a real
+finding looks like, and ``audit-sdk gate`` has something to fail on.
 """
 
 from __future__ import annotations
@@ -12,7 +15,7 @@ from audit_sdk.config import AuditConfig, parse_config
 __all__ = ["DEMO_CONFIG", "demo_config"]
 
 DEMO_CONFIG: dict[str, object] = {
-    "title": "audit-sdk demo: item-kNN on the synthetic music world",
+    "title": "audit-sdk demo: TinyRec on the synthetic music world",
     "seed": 0,
     "dataset": {
         "loader": "synthetic",
@@ -22,7 +25,8 @@ DEMO_CONFIG: dict[str, object] = {
             "quality_penalty": [{"attribute": "age_group", "value": "55+", "strength": 0.5}],
         },
     },
-    "subject": {"adapter": "item_knn", "k": 10},
+    "subject": {"name": "tinyrec", "adapter": "tinyrec", "params": {"size": "demo"}, "k": 10},
+    "profiles": {"enabled": True, "max_users": 300},
     "baselines": ["popularity", "item_knn", "random"],
     "groups": {"intersections": [["age_bucket", "country"]]},
 }

@@ -12,6 +12,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import platform
 import sys
 from collections.abc import Sequence
@@ -69,6 +70,9 @@ class _Plan:
     reporters: list[Reporter]
     profile_generators: dict[str, GeneratorAdapter] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
+
+    def adapters(self) -> list[GeneratorAdapter]:
+        return [self.subject, *self.baselines.values(), *self.profile_generators.values()]
 
 
 class AuditRunner:
@@ -161,6 +165,14 @@ class AuditRunner:
     def run(self) -> AuditResult:
         started = datetime.now(timezone.utc)
         plan = self.plan()
+        try:
+            return self._run(plan, started)
+        finally:
+            for adapter in {id(a): a for a in plan.adapters()}.values():
+                with contextlib.suppress(Exception):
+                    adapter.close()
+
+    def _run(self, plan: _Plan, started: datetime) -> AuditResult:
         with ProgressDisplay(quiet=self.quiet) as progress:
             context = self.build_context(plan, progress)
             findings = _profile_error_findings(context)
@@ -244,6 +256,10 @@ class AuditRunner:
                     plan, split.train, users, progress, logged=subject.profiles
                 )
         elif plan.profile_generators:
+            for label, adapter in plan.profile_generators.items():
+                if adapter is not plan.subject:
+                    with progress.step(f"Profile generator {label}: fitting"):
+                        _fit(adapter, label, split.train)
             subject.profiles, samples = self._profiles(plan, split.train, users, progress)
 
         with progress.step("Scoring users and deriving groups"):
@@ -377,8 +393,8 @@ class AuditRunner:
     ) -> SubjectOutputs:
         recommendations = None
         user_metrics = None
+        _fit(adapter, label, train)
         try:
-            adapter.fit(train)
             if adapter.supports("recommend"):
                 recommendations = adapter.recommend(users, k=k)
             elif adapter.supports("generate"):
@@ -490,6 +506,18 @@ class AuditRunner:
             subject=_subject_info(context.subject),
             baselines=[_subject_info(b) for b in context.baselines.values()],
         )
+
+
+def _fit(adapter: GeneratorAdapter, label: str, train: Dataset) -> None:
+    try:
+        adapter.fit(train)
+    except AuditSDKError:
+        raise
+    except Exception as exc:
+        raise AdapterError(
+            f"adapter {adapter.name!r} ({label}) could not be fitted to the training data: "
+            f"{type(exc).__name__}: {exc}"
+        ) from exc
 
 
 def _profile_error_findings(context: AuditContext) -> list[Finding]:

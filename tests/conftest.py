@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -16,6 +17,8 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 for _name in ("AUDIT_SDK_PLUGINS", "AUDIT_SDK_BLOCK_PLUGINS", "AUDIT_SDK_STRICT_PLUGINS"):
     os.environ.pop(_name, None)
+# Trained models and generations go to a cache of the test session's own, never the user's.
+os.environ["AUDIT_SDK_CACHE_DIR"] = tempfile.mkdtemp(prefix="audit-sdk-test-cache-")
 
 
 @pytest.fixture(autouse=True)

@@ -7,6 +7,7 @@ is the model's or the data's. They are ordinary adapters with the ``recommend`` 
 from __future__ import annotations
 
 import hashlib
+from abc import abstractmethod
 from collections.abc import Sequence
 from typing import Any, ClassVar, Literal
 
@@ -50,8 +51,9 @@ class _MatrixRecommender(GeneratorAdapter):
     def _fit_scores(self) -> None:
         pass
 
+    @abstractmethod
     def _scores(self, rows: np.ndarray, user_ids: Sequence[str]) -> np.ndarray:
-        raise NotImplementedError  # every concrete subclass overrides this
+        """Scores (len(rows) x items) for one batch of users (row -1: unknown user)."""
 
     def recommend(self, user_ids: Sequence[str], *, k: int) -> pd.DataFrame:
         if not hasattr(self, "matrix_"):

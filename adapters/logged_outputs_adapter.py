@@ -37,6 +37,7 @@ import numpy as np
 import pandas as pd
 from pydantic import Field
 
+from audit_sdk.data.tabular_loader import read_table
 from audit_sdk.errors import AdapterError, DataValidationError
 from audit_sdk.hookspecs import RegisterAdapter, hookimpl
 from audit_sdk.interfaces._params import PluginParams
@@ -81,57 +82,14 @@ def _missing(value: Any) -> bool:
 
 
 def _read_table(path: Path, fmt: str) -> tuple[pd.DataFrame, list[int]]:
-    """The raw table and each record's 1-based row (line, for JSON lines)."""
-    source = str(path)
+    """The raw table and each record's 1-based row (line, for JSON lines), read by the same
+    reader as the tabular dataset loader (so errors read the same)."""
     if not path.is_file():
-        raise DataValidationError("no such logged-outputs file.", source=source)
-    try:
-        if fmt in ("csv", "tsv"):
-            frame = pd.read_csv(
-                path, sep="," if fmt == "csv" else "\t", dtype=str, encoding="utf-8"
-            )
-            return frame, list(range(1, len(frame) + 1))
-        if fmt == "parquet":
-            try:
-                frame = pd.read_parquet(path)
-            except ImportError as exc:
-                raise DataValidationError(
-                    f"reading Parquet needs pyarrow ({exc}).",
-                    source=source,
-                    hint="pip install 'audit-sdk[parquet]', or log as CSV or JSON lines.",
-                ) from None
-            return frame, list(range(1, len(frame) + 1))
-        records: list[Any] = []
-        rows: list[int] = []
-        with path.open(encoding="utf-8") as handle:
-            for line_number, line in enumerate(handle, start=1):
-                if not line.strip():
-                    continue
-                try:
-                    record = json.loads(line)
-                except json.JSONDecodeError as exc:
-                    raise DataValidationError(
-                        f"not valid JSON ({exc.msg}, character {exc.colno}).",
-                        source=source,
-                        row=line_number,
-                    ) from None
-                if not isinstance(record, dict):
-                    raise DataValidationError(
-                        "each line must be a JSON object.", source=source, row=line_number
-                    )
-                records.append(record)
-                rows.append(line_number)
-        return pd.DataFrame.from_records(records), rows
-    except UnicodeDecodeError as exc:
-        raise DataValidationError(
-            f"not UTF-8 text (byte 0x{exc.object[exc.start]:02x} at offset {exc.start}).",
-            source=source,
-            hint="re-save the file as UTF-8.",
-        ) from None
-    except (pd.errors.ParserError, pd.errors.EmptyDataError, OSError, ValueError) as exc:
-        if isinstance(exc, DataValidationError):
-            raise
-        raise DataValidationError(f"cannot read it as {fmt}: {exc}", source=source) from None
+        raise DataValidationError("no such logged-outputs file.", source=str(path))
+    raw = read_table(path, format=fmt)  # type: ignore[arg-type]
+    # An empty cell is a missing value here (cells may also hold JSON lists).
+    frame = raw.frame.mask(raw.frame.map(lambda v: isinstance(v, str) and v == ""))
+    return frame, [raw.row_of(i) for i in range(len(raw.frame))]
 
 
 def _parse_items(value: Any, *, source: str, row: int) -> list[str] | None:

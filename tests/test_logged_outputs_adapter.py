@@ -209,7 +209,9 @@ def test_bad_files_name_file_row_and_column(
 def test_undecodable_and_missing_files(tmp_path: Path) -> None:
     path = tmp_path / "latin.csv"
     path.write_bytes("user_id,model,text\n1,m,Bj\xf6rk\n".encode("latin-1"))
-    with pytest.raises(DataValidationError, match=r"latin\.csv: not UTF-8 text \(byte 0xf6"):
+    with pytest.raises(
+        DataValidationError, match=r"latin\.csv, row 1: cannot decode byte 0xf6 at line 2"
+    ):
         adapter(path).load()
     with pytest.raises(DataValidationError, match=r"absent\.csv: no such logged-outputs file"):
         adapter(tmp_path / "absent.csv").load()

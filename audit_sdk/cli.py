@@ -11,7 +11,7 @@ import json
 import os
 import sys
 from collections.abc import Callable
-from enum import Enum
+from enum import StrEnum
 from functools import wraps
 from pathlib import Path
 from typing import Annotated, Any, TypeVar
@@ -240,7 +240,7 @@ def serve(ctx: typer.Context) -> None:
     raise typer.Exit(serve_main(list(ctx.args)))
 
 
-class SchemaKind(str, Enum):
+class SchemaKind(StrEnum):
     config = "config"
     report = "report"
     policy = "policy"

@@ -11,11 +11,11 @@ import difflib
 import hashlib
 import json
 import os
+import tomllib
 from datetime import date
 from pathlib import Path
 from typing import Any, Literal
 
-import tomllib
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 

@@ -17,7 +17,7 @@ import platform
 import sys
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -163,7 +163,7 @@ class AuditRunner:
 
     # -- running ----------------------------------------------------------------------------
     def run(self) -> AuditResult:
-        started = datetime.now(timezone.utc)
+        started = datetime.now(UTC)
         plan = self.plan()
         try:
             return self._run(plan, started)
@@ -502,7 +502,7 @@ class AuditRunner:
             plugins=self.host.records(),
             seed=cfg.seed,
             started_at=started,
-            finished_at=datetime.now(timezone.utc),
+            finished_at=datetime.now(UTC),
             subject=_subject_info(context.subject),
             baselines=[_subject_info(b) for b in context.baselines.values()],
         )

@@ -10,7 +10,7 @@ through :func:`audit_sdk.thresholds.evaluate_threshold`, as the runner computes 
 from __future__ import annotations
 
 import random
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from audit_sdk.config import AuditConfig, config_sha256
@@ -34,7 +34,7 @@ __all__ = [
     "sample_report",
 ]
 
-STARTED = datetime(2025, 3, 14, 9, 26, 53, tzinfo=timezone.utc)
+STARTED = datetime(2025, 3, 14, 9, 26, 53, tzinfo=UTC)
 
 
 def make_provenance(**overrides: Any) -> Provenance:

@@ -11,6 +11,8 @@ seeded sampler of :mod:`.token_sampling`, so outputs do not depend on batching),
 from __future__ import annotations
 
 import inspect
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, ClassVar, Literal
 
@@ -21,7 +23,7 @@ from audit_sdk.errors import AdapterError
 from audit_sdk.hookspecs import RegisterAdapter, hookimpl
 from audit_sdk.interfaces import GenerationParams, PluginParams
 
-from .local_causal_lm import LocalCausalLM
+from .local_causal_lm import SMALL_MODEL_PARAMETERS, LocalCausalLM
 from .local_model_files import (
     TOKENIZER_FILES,
     check_causal_lm_config,
@@ -34,6 +36,23 @@ from .local_model_files import (
 from .token_sampling import sample_next_tokens
 
 __all__ = ["HuggingFaceAdapter", "HuggingFaceParams"]
+
+
+@contextmanager
+def torch_threads(n: int | None) -> Iterator[None]:
+    """Run a block with ``n`` torch CPU threads (unchanged when ``n`` is None)."""
+    if n is None:
+        yield
+        return
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(n)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
 
 Device = Literal["auto", "cpu", "cuda"]
 DType = Literal["auto", "float32", "float16", "bfloat16"]
@@ -55,7 +74,14 @@ class HuggingFaceParams(PluginParams):
         description="keep only the last N tokens of longer prompts (default: a prompt that "
         "does not fit the model's context is an error)",
     )
-    threads: int | None = Field(None, ge=1, description="torch CPU threads (default: torch's)")
+    threads: int | None = Field(
+        None,
+        ge=1,
+        description=(
+            "torch CPU threads while the model runs (default: 1 for small models, where more "
+            "threads gain little and lose a lot on a busy machine; torch's default otherwise)"
+        ),
+    )
 
 
 def resolve_device(device: Device) -> str:
@@ -129,14 +155,10 @@ class HuggingFaceAdapter(LocalCausalLM):
             )
 
     def _load_backend(self, path: Path) -> None:
-        import torch
         from transformers import AutoModelForCausalLM, GenerationConfig
 
         self.device_ = resolve_device(self.params.device)  # type: ignore[attr-defined]
         dtype = resolve_dtype(self.params.dtype, self.device_)  # type: ignore[attr-defined]
-        threads = self.params.threads  # type: ignore[attr-defined]
-        if threads:
-            torch.set_num_threads(int(threads))
         try:
             with quiet_transformers():
                 model = AutoModelForCausalLM.from_pretrained(
@@ -156,6 +178,9 @@ class HuggingFaceAdapter(LocalCausalLM):
         )
         model.to(self.device_)  # type: ignore[arg-type]
         self.model_ = model.eval()
+        threads = self.params.threads  # type: ignore[attr-defined]
+        small = sum(p.numel() for p in model.parameters()) < SMALL_MODEL_PARAMETERS
+        self.threads_ = threads or (1 if small and self.device_ == "cpu" else None)
         accepted = inspect.signature(self.model_.forward).parameters
         self.accepts_positions_ = "position_ids" in accepted
         self.accepts_logits_to_keep_ = "logits_to_keep" in accepted
@@ -183,7 +208,8 @@ class HuggingFaceAdapter(LocalCausalLM):
         self, input_ids: np.ndarray, attention_mask: np.ndarray, *, last_only: bool
     ) -> np.ndarray:
         extra = {"logits_to_keep": 1} if last_only and self.accepts_logits_to_keep_ else {}
-        logits = self._forward(input_ids, attention_mask, **extra)
+        with torch_threads(self.threads_):
+            logits = self._forward(input_ids, attention_mask, **extra)
         if last_only:
             logits = logits[:, -1:, :]
         return logits.float().cpu().numpy()
@@ -209,7 +235,7 @@ class HuggingFaceAdapter(LocalCausalLM):
         )
         ids = torch.from_numpy(input_ids).to(self.device_)
         mask = torch.from_numpy(attention_mask).to(self.device_)
-        with torch.inference_mode():
+        with torch.inference_mode(), torch_threads(self.threads_):
             out = self.model_.generate(
                 input_ids=ids,
                 attention_mask=mask,

@@ -22,7 +22,7 @@ from audit_sdk.errors import AdapterError
 from audit_sdk.hookspecs import RegisterAdapter, hookimpl
 from audit_sdk.interfaces import GenerationParams, PluginParams
 
-from .local_causal_lm import LocalCausalLM
+from .local_causal_lm import SMALL_MODEL_PARAMETERS, LocalCausalLM
 from .local_model_files import TOKENIZER_FILES, check_model_directory, check_tokenizer_files
 from .onnx_export import ONNX_MANIFEST_NAME, ONNX_MODEL_NAME, export_onnx
 from .token_sampling import sample_next_tokens
@@ -39,7 +39,9 @@ class OnnxParams(PluginParams):
     max_prompt_tokens: int | None = Field(
         None, ge=1, description="keep only the last N tokens of longer prompts"
     )
-    threads: int | None = Field(None, ge=1, description="intra-op threads (default: ORT's)")
+    threads: int | None = Field(
+        None, ge=1, description="intra-op threads (default: 1 for small models, else ORT's)"
+    )
 
 
 def _providers(provider: str) -> list[str]:
@@ -96,8 +98,9 @@ class OnnxAdapter(LocalCausalLM):
             ) from None
         options = ort.SessionOptions()
         threads = self.params.threads  # type: ignore[attr-defined]
-        if threads:
-            options.intra_op_num_threads = int(threads)
+        small = (path / ONNX_MODEL_NAME).stat().st_size < 4 * SMALL_MODEL_PARAMETERS
+        if threads or small:
+            options.intra_op_num_threads = int(threads or 1)
         self.providers_ = _providers(self.params.provider)  # type: ignore[attr-defined]
         try:
             self.session_ = ort.InferenceSession(

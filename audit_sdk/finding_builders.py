@@ -5,6 +5,8 @@
   worst-to-best ratio (for quantities where higher is better) or the highest-minus-lowest gap,
   with simultaneous bounds (:mod:`audit_sdk.stats.bootstrap`).
 * :func:`model_rows`: one row per model (the subject and the baselines) with a bootstrap CI.
+* :func:`interval_finding`: a finding whose estimate is one interval, its status from the
+  threshold, its rows (models, windows...) drawn as bars.
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ from audit_sdk.report_model import Finding, GroupEstimate
 from audit_sdk.stats.bootstrap import Interval, mean_ci
 from audit_sdk.thresholds import Threshold, evaluate_threshold
 
-__all__ = ["group_disparity_finding", "model_rows"]
+__all__ = ["group_disparity_finding", "interval_finding", "model_rows"]
 
 
 def group_disparity_finding(
@@ -141,3 +143,40 @@ def model_rows(
             )
         )
     return rows, intervals
+
+
+def interval_finding(
+    context: AuditContext,
+    interval: Interval,
+    *,
+    detector: str,
+    metric: str,
+    rows: list[GroupEstimate],
+    group_by: str,
+    threshold: Threshold | None,
+    explanation: str,
+    reference: str | None = None,
+    ci_method: str | None = None,
+    details: dict[str, Any] | None = None,
+) -> Finding:
+    """A finding for one interval (the subject's), beside rows for comparison."""
+    return Finding(
+        detector=detector,
+        metric=metric,
+        subject=context.subject.name,
+        estimate=interval.estimate,
+        ci_low=interval.low,
+        ci_high=interval.high,
+        confidence=context.bootstrap.confidence,
+        ci_method=ci_method or interval.method,
+        n=interval.n,
+        groups=rows,
+        group_by=group_by,
+        threshold=threshold,
+        status=evaluate_threshold(threshold, interval.estimate, interval.low, interval.high),
+        explanation=explanation,
+        warnings=[f"{r.group}: {r.warning}" for r in rows if r.warning],
+        chart="bars",
+        reference=reference,
+        details=details or {},
+    )

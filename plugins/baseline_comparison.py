@@ -12,13 +12,13 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from audit_sdk.finding_builders import model_rows
+from audit_sdk.finding_builders import interval_finding, model_rows
 from audit_sdk.hookspecs import hookimpl
 from audit_sdk.interfaces import AuditContext, Detector
 from audit_sdk.interfaces.detector import Requirement
 from audit_sdk.report_model import Finding
 from audit_sdk.stats.bootstrap import mean_ci
-from audit_sdk.thresholds import Threshold, evaluate_threshold
+from audit_sdk.thresholds import Threshold
 
 __all__ = ["BaselineComparisonDetector"]
 
@@ -65,7 +65,6 @@ class BaselineComparisonDetector(Detector):
             n_resamples=n_resamples,
             rng=context.rng(f"{self.name}:{metric}:paired"),
         )
-        status = evaluate_threshold(threshold, diff.estimate, diff.low, diff.high)
         verdict = (
             "better than"
             if diff.low > 0
@@ -73,27 +72,24 @@ class BaselineComparisonDetector(Detector):
             if diff.high < 0
             else "not distinguishable from"
         )
-        return Finding(
+        return interval_finding(
+            context,
+            diff,
             detector=self.name,
             metric=name,
-            subject=context.subject.name,
-            estimate=diff.estimate,
-            ci_low=diff.low,
-            ci_high=diff.high,
-            confidence=confidence,
-            ci_method=f"paired {diff.method}",
-            n=diff.n,
-            groups=rows,
+            rows=rows,
             group_by="model",
             threshold=threshold,
-            status=status,
+            ci_method=f"paired {diff.method}",
             explanation=(
                 f"{context.subject.name} is {verdict} the popularity baseline on {metric}: "
                 f"{float(np.nanmean(own)):.3g} vs {float(reference[metric].mean()):.3g}, paired "
                 f"difference {diff.estimate:.3g} [{diff.low:.3g}, {diff.high:.3g}]"
             ),
-            chart="bars",
-            reference="Paired comparison against non-personalised baselines (Cremonesi et al., RecSys 2010)",
+            reference=(
+                "Paired comparison against non-personalised baselines (Cremonesi et al., "
+                "RecSys 2010)"
+            ),
         )
 
 

@@ -28,13 +28,13 @@ import pandas as pd
 from pydantic import Field
 from scipy import sparse
 
-from audit_sdk.finding_builders import group_disparity_finding, model_rows
+from audit_sdk.finding_builders import group_disparity_finding, interval_finding, model_rows
 from audit_sdk.hookspecs import hookimpl
 from audit_sdk.interfaces import AuditContext, Detector, PluginParams, SubjectOutputs
 from audit_sdk.interfaces.detector import Requirement
 from audit_sdk.report_model import Finding, GroupEstimate
 from audit_sdk.stats.bootstrap import Interval, statistic_ci
-from audit_sdk.thresholds import Threshold, evaluate_threshold
+from audit_sdk.thresholds import Threshold
 
 __all__ = ["PopularityBiasDetector", "gini", "user_popularity_metrics"]
 
@@ -210,26 +210,19 @@ class PopularityBiasDetector(Detector):
             for label, iv in intervals.items()
             if label != context.subject.name
         )
-        return Finding(
+        return interval_finding(
+            context,
+            own,
             detector=self.name,
             metric=metric,
-            subject=context.subject.name,
-            estimate=own.estimate,
-            ci_low=own.low,
-            ci_high=own.high,
-            confidence=context.bootstrap.confidence,
-            ci_method=own.method,
-            n=own.n,
-            groups=rows,
+            rows=rows,
             group_by="model",
             threshold=threshold,
-            status=evaluate_threshold(threshold, own.estimate, own.low, own.high),
             explanation=(
                 f"{context.subject.name}: mean {metric} {own.estimate:.3g} "
                 f"[{own.low:.3g}, {own.high:.3g}] over {own.n} users"
                 + (f" (baselines: {baselines})" if baselines else "")
             ),
-            chart="bars",
             reference=REFERENCE_BY_METRIC[metric],
         )
 
@@ -259,27 +252,19 @@ class PopularityBiasDetector(Detector):
             if label == context.subject.name:
                 own, own_plug_in = interval, plug_in
                 details["most_exposed_items"] = _most_exposed(exposed, context)
-        threshold = self.threshold_for("gini_exposure")
-        return Finding(
+        return interval_finding(
+            context,
+            own,
             detector=self.name,
             metric="gini_exposure",
-            subject=context.subject.name,
-            estimate=own.estimate,
-            ci_low=own.low,
-            ci_high=own.high,
-            confidence=context.bootstrap.confidence,
-            ci_method=own.method,
-            n=own.n,
-            groups=rows,
+            rows=rows,
             group_by="model",
-            threshold=threshold,
-            status=evaluate_threshold(threshold, own.estimate, own.low, own.high),
+            threshold=self.threshold_for("gini_exposure"),
             explanation=(
                 f"Gini of item exposure in top-{context.k} lists over {len(items)} catalog items: "
                 f"{own.estimate:.3f} [{own.low:.3f}, {own.high:.3f}] (bias-corrected; "
                 f"{own_plug_in:.3f} over these {own.n} users; 1 = all exposure on one item)"
             ),
-            chart="bars",
             reference=(
                 "Gini coefficient of exposure (Fleder & Hosanagar, Manag. Sci. 2009); bootstrap "
                 "bias correction (Efron & Tibshirani 1993, Eq. 10.7)"

@@ -410,6 +410,25 @@ def validate_interactions(
     return frame
 
 
+def _require_unique(raw: RawTable, ids: pd.Series, key: str, column: str, *, what: str) -> None:
+    """Raise, naming both rows, when an id appears twice in a catalog or users table."""
+    duplicated = ids.duplicated(keep=False).to_numpy()
+    if not duplicated.any():
+        return
+    positions = np.flatnonzero(duplicated)
+    value = ids.iloc[positions[0]]
+    same = positions[(ids.iloc[positions] == value).to_numpy()]
+    noun = "catalog item ids" if what == "catalog" else "user ids"
+    raise DataValidationError(
+        f"{key} {_show(value)} appears twice, in rows {raw.row_of(same[0])} and "
+        f"{raw.row_of(same[1])}; {noun} must be unique",
+        source=raw.source,
+        row=raw.row_of(same[1]),
+        column=column,
+        hint=f"remove or merge the duplicate {what} rows",
+    )
+
+
 def validate_catalog(
     raw: RawTable,
     *,
@@ -426,19 +445,7 @@ def validate_catalog(
         raw, columns, keys=CATALOG_KEYS, required=("item_id",), param="catalog_columns"
     )
     item_ids = _ids(raw, resolved["item_id"], "item_id")
-    duplicated = item_ids.duplicated(keep=False).to_numpy()
-    if duplicated.any():
-        positions = np.flatnonzero(duplicated)
-        first_value = item_ids.iloc[positions[0]]
-        same = positions[(item_ids.iloc[positions] == first_value).to_numpy()]
-        raise DataValidationError(
-            f"item_id {_show(first_value)} appears twice, in rows {raw.row_of(same[0])} and "
-            f"{raw.row_of(same[1])}; catalog item ids must be unique",
-            source=raw.source,
-            row=raw.row_of(same[1]),
-            column=resolved["item_id"],
-            hint="remove or merge the duplicate catalog rows",
-        )
+    _require_unique(raw, item_ids, "item_id", resolved["item_id"], what="catalog")
     n = len(raw.frame)
     artist = (
         _optional_text(raw, resolved["artist"], fill="unknown")
@@ -563,19 +570,7 @@ def validate_users(raw: RawTable, *, columns: Mapping[str, str] | None = None) -
         raw, mapping, keys=USER_KEYS, required=USER_KEYS, param="user_columns", other_keys=True
     )
     user_ids = _ids(raw, resolved["user_id"], "user_id")
-    duplicated = user_ids.duplicated(keep=False).to_numpy()
-    if duplicated.any():
-        positions = np.flatnonzero(duplicated)
-        value = user_ids.iloc[positions[0]]
-        same = positions[(user_ids.iloc[positions] == value).to_numpy()]
-        raise DataValidationError(
-            f"user_id {_show(value)} appears twice, in rows {raw.row_of(same[0])} and "
-            f"{raw.row_of(same[1])}; user ids must be unique",
-            source=raw.source,
-            row=raw.row_of(same[1]),
-            column=resolved["user_id"],
-            hint="remove or merge the duplicate user rows",
-        )
+    _require_unique(raw, user_ids, "user_id", resolved["user_id"], what="user")
     renamed = {column: key for key, column in resolved.items()}
     attributes: dict[str, Any] = {}
     for column in raw.frame.columns:

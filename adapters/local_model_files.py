@@ -6,15 +6,13 @@ directories are read with ``local_files_only=True`` and ``HF_HUB_OFFLINE=1``.
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import json
-import os
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 from audit_sdk.errors import AdapterError
+from audit_sdk.transformers_support import offline, quiet_transformers
 
 __all__ = [
     "TOKENIZER_FILES",
@@ -40,26 +38,6 @@ TOKENIZER_FILES = (
     "chat_template.jinja",
 )
 _CAUSAL_SUFFIXES = ("ForCausalLM", "LMHeadModel")
-
-
-def offline() -> None:
-    """Never reach the model hub from this process (set before transformers loads anything)."""
-    os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
-
-
-@contextlib.contextmanager
-def quiet_transformers() -> Iterator[None]:
-    """No transformers progress bars (weight loading) inside an audit's own progress."""
-    from transformers.utils import logging as hf_logging
-
-    enabled = hf_logging.is_progress_bar_enabled()
-    hf_logging.disable_progress_bar()
-    try:
-        yield
-    finally:
-        if enabled:
-            hf_logging.enable_progress_bar()
 
 
 def check_model_directory(model_dir: str | Path, *, adapter: str) -> Path:

@@ -50,6 +50,7 @@ from audit_sdk.tinyrec.training_data import (
     recommendation_sequences,
 )
 from audit_sdk.tinyrec.vocabulary import build_tokenizer, choose_item_vocabulary
+from audit_sdk.transformers_support import quiet_transformers
 
 __all__ = [
     "SIZES",
@@ -397,20 +398,6 @@ def _target_loss(model: Any, ids: np.ndarray, mask: np.ndarray, labels: np.ndarr
     return torch.nn.functional.cross_entropy(logits, target[selected])
 
 
-@contextlib.contextmanager
-def _quiet_transformers() -> Iterator[None]:
-    """No progress bars from transformers while saving (the CLI shows its own progress)."""
-    from transformers.utils import logging as hf_logging
-
-    enabled = hf_logging.is_progress_bar_enabled()
-    hf_logging.disable_progress_bar()
-    try:
-        yield
-    finally:
-        if enabled:
-            hf_logging.enable_progress_bar()
-
-
 def _publish(tmp_dir: Path, out_dir: Path, *, overwrite: bool) -> None:
     """Move a finished model directory into place (atomic rename on one filesystem)."""
     if out_dir.exists():
@@ -697,7 +684,7 @@ def train_tinyrec(
         out_dir.parent.mkdir(parents=True, exist_ok=True)
         tmp_dir = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.tmp-", dir=out_dir.parent))
         try:
-            with _quiet_transformers():
+            with quiet_transformers():
                 model.save_pretrained(tmp_dir)
             tokenizer.save_pretrained(tmp_dir)
             GenerationConfig(

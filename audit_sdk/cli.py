@@ -118,7 +118,7 @@ def demo(
     from audit_sdk.runner import AuditRunner
 
     result = AuditRunner(
-        demo_config(), config_path="(built-in demo)", quiet=quiet, out_dir=out_dir
+        demo_config(), config_path="built-in demo", quiet=quiet, out_dir=out_dir
     ).run()
     _print_summary(result)
     out.print(

@@ -27,7 +27,6 @@ from .local_causal_lm import SMALL_MODEL_PARAMETERS, LocalCausalLM
 from .local_model_files import (
     TOKENIZER_FILES,
     check_causal_lm_config,
-    check_model_directory,
     check_tokenizer_files,
     offline,
     quiet_transformers,
@@ -140,9 +139,6 @@ class HuggingFaceAdapter(LocalCausalLM):
     Params: ClassVar[type[PluginParams]] = HuggingFaceParams
 
     # -- backend ----------------------------------------------------------------------------
-    def _model_dir(self) -> Path:
-        return check_model_directory(self.params.model_dir, adapter=self.name)  # type: ignore[attr-defined]
-
     def _check_files(self, path: Path) -> None:
         offline()
         config = read_model_config(path, adapter=self.name)

@@ -25,6 +25,7 @@ from audit_sdk.interfaces import (
     TokenScores,
 )
 
+from .local_model_files import check_model_directory
 from .token_sampling import prompt_generators
 
 __all__ = ["SMALL_MODEL_PARAMETERS", "LocalCausalLM"]
@@ -44,9 +45,10 @@ class LocalCausalLM(GeneratorAdapter):
     )
 
     # -- backend hooks ----------------------------------------------------------------------
-    @abstractmethod
     def _model_dir(self) -> Path:
-        """The model directory (resolving it, and training it for TinyRec, if needed)."""
+        """The model directory (``params.model_dir``, checked); TinyRec resolves (and trains)
+        its own."""
+        return check_model_directory(self.params.model_dir, adapter=self.name)  # type: ignore[attr-defined]
 
     @abstractmethod
     def _check_files(self, path: Path) -> None:

@@ -23,7 +23,7 @@ from audit_sdk.hookspecs import RegisterAdapter, hookimpl
 from audit_sdk.interfaces import GenerationParams, PluginParams
 
 from .local_causal_lm import SMALL_MODEL_PARAMETERS, LocalCausalLM
-from .local_model_files import TOKENIZER_FILES, check_model_directory, check_tokenizer_files
+from .local_model_files import TOKENIZER_FILES, check_tokenizer_files
 from .onnx_export import ONNX_MANIFEST_NAME, ONNX_MODEL_NAME, export_onnx
 from .token_sampling import sample_next_tokens
 
@@ -68,9 +68,6 @@ class OnnxAdapter(LocalCausalLM):
     name = "onnx"
     description = "A causal LM exported to ONNX (audit-sdk export-onnx), on ONNX Runtime."
     Params: ClassVar[type[PluginParams]] = OnnxParams
-
-    def _model_dir(self) -> Path:
-        return check_model_directory(self.params.model_dir, adapter=self.name)  # type: ignore[attr-defined]
 
     def _check_files(self, path: Path) -> None:
         if not (path / ONNX_MODEL_NAME).is_file() or not (path / ONNX_MANIFEST_NAME).is_file():

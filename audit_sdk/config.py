@@ -14,12 +14,12 @@ import os
 import tomllib
 from datetime import date
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from audit_sdk.errors import ConfigError
+from audit_sdk.errors import AuditSDKError, ConfigError
 from audit_sdk.thresholds import Threshold
 
 __all__ = [
@@ -289,18 +289,39 @@ def _innermost_model(annotation: Any) -> Any:
     return None
 
 
-def parse_config(data: Any, *, source: str = "<config>") -> AuditConfig:
+M = TypeVar("M", bound=BaseModel)
+
+
+def validate_document(
+    model: type[M],
+    data: Any,
+    *,
+    source: str,
+    error: type[AuditSDKError],
+    expected: str,
+) -> M:
+    """Validate a parsed YAML/TOML document (empty means all defaults); any problem is one
+    ``error`` whose message names the source and every field at fault."""
     if data is None:
         data = {}
     if not isinstance(data, dict):
-        raise ConfigError(
-            f"{source}: the top level must be a mapping of sections (dataset, subject, ...), "
-            f"not {type(data).__name__}."
+        raise error(
+            f"{source}: the top level must be a mapping of {expected}, not {type(data).__name__}."
         )
     try:
-        return AuditConfig.model_validate(data)
+        return model.model_validate(data)
     except ValidationError as exc:
-        raise ConfigError(format_validation_error(exc, source=source, model=AuditConfig)) from None
+        raise error(format_validation_error(exc, source=source, model=model)) from None
+
+
+def parse_config(data: Any, *, source: str = "<config>") -> AuditConfig:
+    return validate_document(
+        AuditConfig,
+        data,
+        source=source,
+        error=ConfigError,
+        expected="sections (dataset, subject, ...)",
+    )
 
 
 def _read_config_data(path: Path) -> Any:

@@ -61,9 +61,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from audit_sdk.config import format_validation_error
+from audit_sdk.config import validate_document
 from audit_sdk.errors import PolicyError
 from audit_sdk.report_model import Finding, Report, read_report
 from audit_sdk.thresholds import Statistic, Status, pick_statistic
@@ -194,17 +194,13 @@ def _optional_match(value: str | None, pattern: str) -> bool:
 
 def parse_policy(data: Any, *, source: str = "<policy>") -> GatePolicy:
     """Validate already-parsed policy data (a mapping); errors are :class:`PolicyError`."""
-    if data is None:
-        data = {}
-    if not isinstance(data, dict):
-        raise PolicyError(
-            f"{source}: the top level must be a mapping with fail_on_status, rules and "
-            f"baseline, not {type(data).__name__}."
-        )
-    try:
-        return GatePolicy.model_validate(data)
-    except ValidationError as exc:
-        raise PolicyError(format_validation_error(exc, source=source, model=GatePolicy)) from None
+    return validate_document(
+        GatePolicy,
+        data,
+        source=source,
+        error=PolicyError,
+        expected="fail_on_status, rules and baseline",
+    )
 
 
 def load_policy(path: str | Path) -> GatePolicy:

@@ -16,7 +16,7 @@ import contextlib
 import platform
 import sys
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -637,8 +637,6 @@ def _error_finding(record: CallRecord[Any], plugin: str, subject: str) -> Findin
 
 
 def _context_with_outputs(context: AuditContext, outputs: SubjectOutputs) -> AuditContext:
-    from dataclasses import replace
-
     table = context.user_table.drop(columns=context.metric_columns, errors="ignore")
     if outputs.recommendations is not None:
         scores = ranking_metrics(

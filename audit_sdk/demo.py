@@ -3,7 +3,7 @@
 The subject is TinyRec, the embedded LLM recommender: the first demo trains a demo-sized
 model (about a minute on two cores) and caches it; later demos load it. TinyRec both
 recommends and writes taste profiles, compared with the template writer it learned from.
-The demo world plants a known quality penalty on users aged 55 and over (half of their
+The demo world plants a known quality penalty on users aged 55 and over (60% of their
 listening is erratic, so any recommender serves them worse), so the report shows what a real
 finding looks like, and ``audit-sdk gate`` has something to fail on.
 """
@@ -22,7 +22,7 @@ DEMO_CONFIG: dict[str, object] = {
         "params": {
             "seed": 0,
             "n_users": 2000,
-            "quality_penalty": [{"attribute": "age_group", "value": "55+", "strength": 0.5}],
+            "quality_penalty": [{"attribute": "age_group", "value": "55+", "strength": 0.6}],
         },
     },
     "subject": {"name": "tinyrec", "adapter": "tinyrec", "params": {"size": "demo"}, "k": 10},

@@ -1,1 +1,1 @@
-"""Built-in bias detectors (installed as ``audit_sdk.plugins``)."""
+"""Built-in plugins: detectors and mitigators (installed as ``audit_sdk.plugins``)."""

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
-from audit_sdk.plugins.calibrated_reranking import calibrated_rerank
+from audit_sdk.plugins.mitigators.calibrated_reranking import calibrated_rerank
 
 from audit_sdk.config import parse_config
 from audit_sdk.runner import AuditRunner

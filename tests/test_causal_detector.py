@@ -7,9 +7,9 @@ import dataclasses
 import numpy as np
 import pandas as pd
 import pytest
-from audit_sdk.plugins import causal_effects
-from audit_sdk.plugins._causal_treatments import binarize_exposure, exposure_from_history
-from audit_sdk.plugins.causal_effects import CausalEffectsDetector, CausalEffectsParams
+from audit_sdk.plugins.detectors import causal_effects
+from audit_sdk.plugins.detectors._causal_treatments import binarize_exposure, exposure_from_history
+from audit_sdk.plugins.detectors.causal_effects import CausalEffectsDetector, CausalEffectsParams
 from pydantic import ValidationError
 
 from audit_sdk.interfaces import SubjectOutputs

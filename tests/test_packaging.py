@@ -43,7 +43,7 @@ def test_wheel_installs_plugins_under_the_audit_sdk_namespace(wheel: Path) -> No
     top_level = {name.split("/", 1)[0] for name in names}
     assert not {"plugins", "adapters", "reports", "tests"} & top_level
     for expected in (
-        "audit_sdk/plugins/group_fairness.py",
+        "audit_sdk/plugins/detectors/group_fairness.py",
         "audit_sdk/adapters/baseline_recommenders.py",
         "audit_sdk/reports/templates/report.html.j2",
         "audit_sdk/py.typed",

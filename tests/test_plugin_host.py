@@ -125,13 +125,13 @@ def test_unknown_names_suggest_the_closest() -> None:
 
 
 def test_block_list_keeps_a_plugin_from_loading(monkeypatch: pytest.MonkeyPatch) -> None:
-    sys.modules.pop("audit_sdk.plugins.popularity_bias", None)
+    sys.modules.pop("audit_sdk.plugins.detectors.popularity_bias", None)
     host = _host(block=frozenset({"popularity_bias"}))
     records = {r.entry_point: r for r in host.records()}
     assert records["popularity_bias"].status == "blocked"
     assert "popularity_bias" not in host.registry.names("detector")
-    assert "audit_sdk.plugins.popularity_bias" not in sys.modules
-    importlib.import_module("audit_sdk.plugins.popularity_bias")
+    assert "audit_sdk.plugins.detectors.popularity_bias" not in sys.modules
+    importlib.import_module("audit_sdk.plugins.detectors.popularity_bias")
 
 
 def test_block_list_can_name_a_single_component() -> None:

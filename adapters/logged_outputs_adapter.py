@@ -315,7 +315,7 @@ class LoggedOutputsAdapter(GeneratorAdapter):
     name = "logged_outputs"
     description = "Outputs already generated: a CSV/TSV/Parquet/JSONL log of profiles or lists."
     # What a log may provide; ``supports`` answers for the configured file.
-    capabilities: ClassVar[frozenset[Capability]] = frozenset({"generate", "recommend"})
+    capabilities: ClassVar[frozenset[Capability]] = frozenset({"generate", "recommend", "replay"})
     Params = LoggedOutputsParams
 
     def __init__(self, params: PluginParams | None = None) -> None:
@@ -369,6 +369,8 @@ class LoggedOutputsAdapter(GeneratorAdapter):
             return bool(table["items"].map(lambda v: v is not None).any())
         if capability == "generate":
             return bool((table["prompt"].notna() & table["text"].notna()).any())
+        if capability == "replay":
+            return bool(table["text"].notna().any())
         return False
 
     # -- identity ---------------------------------------------------------------------------

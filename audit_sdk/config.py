@@ -26,8 +26,10 @@ __all__ = [
     "AuditConfig",
     "DatasetConfig",
     "DetectorConfig",
+    "ExecutionConfig",
     "GroupsConfig",
     "MitigatorConfig",
+    "ModelRoleConfig",
     "OutputsConfig",
     "PluginsConfig",
     "ProfileGeneratorConfig",
@@ -204,6 +206,25 @@ class PluginsConfig(_Section):
     strict: bool = Field(False, description="a plugin that fails to import is fatal")
 
 
+class ModelRoleConfig(_Section):
+    """An auxiliary model a detector or mitigator asks for by role (``context.models.get``)."""
+
+    adapter: str = Field(description="generator adapter plugin that serves this role")
+    params: dict[str, Any] = Field(default_factory=dict, description="the adapter's parameters")
+
+
+class ExecutionConfig(_Section):
+    """Where the work of an audit runs; every backend gives the same report."""
+
+    backend: Literal["local"] = Field(
+        "local", description="executor: 'local' runs each plugin call isolated in this process"
+    )
+    max_memory: str | None = Field(
+        None,
+        description="memory the audit may use, e.g. '4GB'; chunk sizes follow it (None: no cap)",
+    )
+
+
 class StatsConfig(_Section):
     bootstrap_resamples: int = Field(1000, ge=50, le=100_000)
     confidence: float = Field(0.95, gt=0.5, lt=1.0)
@@ -239,6 +260,11 @@ class AuditConfig(_Section):
     outputs: OutputsConfig = Field(default_factory=OutputsConfig)
     plugins: PluginsConfig = Field(default_factory=PluginsConfig)
     stats: StatsConfig = Field(default_factory=StatsConfig)
+    models: dict[str, ModelRoleConfig] = Field(
+        default_factory=dict,
+        description="auxiliary models by role (e.g. 'embedder', 'scorer'), served lazily",
+    )
+    execution: ExecutionConfig = Field(default_factory=ExecutionConfig)
 
 
 def format_validation_error(exc: ValidationError, *, source: str, model: type[BaseModel]) -> str:

@@ -246,10 +246,9 @@ class AuditRunner:
                 step.advance()
 
         samples = None
-        logged = getattr(plan.subject, "logged_profiles", None)
-        if callable(logged):
+        if plan.subject.supports("replay"):
             # A team's logged profiles: audit them as they are; no model is run.
-            profiles = logged()
+            profiles = plan.subject.logged_profiles()
             subject.profiles = profiles[profiles["user_id"].isin(users)].reset_index(drop=True)
             if cfg.profiles.enabled:
                 subject.profiles, samples = self._profiles(

@@ -24,7 +24,10 @@ __all__ = [
     "Tokenization",
 ]
 
-Capability = Literal["generate", "score", "tokenize", "embed", "recommend"]
+Capability = Literal["generate", "score", "tokenize", "embed", "recommend", "replay"]
+"""What an adapter can do. ``replay``: it serves outputs a team already logged
+(:meth:`GeneratorAdapter.logged_profiles`, and optionally the data they came from,
+:meth:`GeneratorAdapter.logged_dataset`); the audit reads them as they are and runs no model."""
 
 
 @dataclass(frozen=True)
@@ -109,6 +112,17 @@ class GeneratorAdapter(ABC):
 
     def embed(self, texts: Sequence[str]) -> np.ndarray:
         raise self._missing("embed")
+
+    # -- replay -----------------------------------------------------------------------------
+    def logged_profiles(self) -> pd.DataFrame:
+        """Logged profiles (``audit_sdk.profile_pipeline.PROFILE_COLUMNS`` plus any extra
+        columns such as ``rating`` or ``share:<genre>``), one row per user x model x window."""
+        raise self._missing("replay")
+
+    def logged_dataset(self) -> Dataset | None:
+        """The users, items and interactions the log was made from, when the log is the only
+        data an audit is given (no ``dataset:`` section); None when it cannot say."""
+        return None
 
     def close(self) -> None:  # noqa: B027 - optional hook
         """Release resources (sessions, servers, GPU memory)."""

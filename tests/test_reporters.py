@@ -607,7 +607,8 @@ def test_write_reports_writes_every_file_atomically(report: Report, tmp_path: Pa
     assert result.ok
     names = ["report.json", "report.html", "junit.xml", "summary.md"]
     assert [p.name for p in result.written] == names
-    assert sorted(p.name for p in out.iterdir()) == sorted(names)  # no temporary files left
+    # no temporary files left; the manifest ties the set together
+    assert sorted(p.name for p in out.iterdir()) == sorted([*names, "audit-manifest.json"])
     assert read_report(out / "report.json") == report
     assert (out / "summary.md").read_text(encoding="utf-8") == MarkdownReporter().render(report)
 
@@ -636,7 +637,12 @@ def test_a_raising_reporter_does_not_stop_the_others_and_is_recorded(
     assert "plain file name" in failures["escaping"].error
     assert not (tmp_path.parent / "outside.txt").exists()
     assert "template exploded" in failures["exploding"].describe()
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["junit.xml", "report.json", "summary.md"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == [
+        "audit-manifest.json",
+        "junit.xml",
+        "report.json",
+        "summary.md",
+    ]
 
 
 def test_two_reporters_with_one_filename_keep_the_first(report: Report, tmp_path: Path) -> None:

@@ -221,14 +221,28 @@ def audit_context(
     subject = SubjectOutputs(
         name="subject", adapter="test", fingerprint="0" * 64, profiles=profiles
     )
-    return AuditContext(
-        config=AuditConfig(),
+    return AuditContext.from_tables(
+        config=AuditConfig(seed=seed),
         dataset=dataset,
-        train=dataset,
-        test=dataset,
         user_table=user_table,
         group_columns=["country"],
         metric_columns=metric_columns,
         subject=subject,
-        seed=seed,
+    )
+
+
+def with_tables(
+    context: AuditContext,
+    *,
+    user_table: pd.DataFrame | None = None,
+    subject: SubjectOutputs | None = None,
+) -> AuditContext:
+    """The same audit with a different user table and/or subject outputs."""
+    return AuditContext.from_tables(
+        config=context.config,
+        dataset=context.dataset,
+        user_table=context.user_table if user_table is None else user_table,
+        group_columns=context.group_columns,
+        metric_columns=context.metric_columns,
+        subject=context.subject if subject is None else subject,
     )

@@ -12,11 +12,12 @@ from audit_sdk.plugins.detectors._causal_treatments import binarize_exposure, ex
 from audit_sdk.plugins.detectors.causal_effects import CausalEffectsDetector, CausalEffectsParams
 from pydantic import ValidationError
 
-from audit_sdk.interfaces import SubjectOutputs
+from audit_sdk.data.tables import Users
+from audit_sdk.interfaces import AuditContext, SubjectOutputs
 from audit_sdk.plugin_registry import PluginRegistry
 from audit_sdk.report_model import Finding
 
-from .causal_worlds import DETECTOR_PLANTED, audit_context, heavy_listeners
+from .causal_worlds import DETECTOR_PLANTED, audit_context, heavy_listeners, with_tables
 
 PLANTED = set(DETECTOR_PLANTED)
 
@@ -142,7 +143,7 @@ def test_econml_estimator_reproduces_the_fast_path() -> None:
 
 
 def _with_user_table(context, table: pd.DataFrame):  # type: ignore[no-untyped-def]
-    return dataclasses.replace(context, user_table=table)
+    return with_tables(context, user_table=table)
 
 
 def test_missing_outcome_is_a_skipped_finding() -> None:
@@ -177,7 +178,7 @@ def test_treatment_nobody_and_everybody_has() -> None:
     assert profiles is not None
     profiles = profiles.assign(**{"share:polka": 0.0, "share:pop": 1.0})
     subject = SubjectOutputs(name="subject", adapter="test", fingerprint="0", profiles=profiles)
-    context = dataclasses.replace(context, subject=subject)
+    context = with_tables(context, subject=subject)
     (finding,) = _detect(context, families=["genre"], binarization="top_k", k=3)
     rows = {g.group: g for g in finding.groups}
     # pop (share 1) is in everybody's top 3, polka (share 0) in nobody's
@@ -196,7 +197,7 @@ def test_all_zero_exposure_is_a_skipped_finding() -> None:
     share_columns = [c for c in profiles.columns if c.startswith("share:")]
     profiles = profiles.assign(**dict.fromkeys(share_columns, 0.0))
     subject = SubjectOutputs(name="subject", adapter="test", fingerprint="0", profiles=profiles)
-    (finding,) = _detect(dataclasses.replace(context, subject=subject), families=["genre"])
+    (finding,) = _detect(with_tables(context, subject=subject), families=["genre"])
     assert finding.status == "skipped"
     assert "no unit has any genre exposure" in finding.explanation
 
@@ -209,7 +210,7 @@ def test_positivity_failures_are_warnings_on_the_finding() -> None:
     age = context.dataset.users.frame["age"].reindex(profiles["user_id"]).to_numpy()
     profiles = profiles.assign(**{"share:metal": np.where(age < 30, 0.9, 0.05)})
     subject = SubjectOutputs(name="subject", adapter="test", fingerprint="0", profiles=profiles)
-    (finding,) = _detect(dataclasses.replace(context, subject=subject), families=["genre"])
+    (finding,) = _detect(with_tables(context, subject=subject), families=["genre"])
     assert any(w.startswith("metal: positivity") for w in finding.warnings)
     assert finding.details["histogram_treatment"] == "metal"
 
@@ -248,3 +249,136 @@ def test_only_beneficial_effects_pass() -> None:
     assert _significant(finding) == {"jazz"}
     assert "none for the worse; most negative:" in finding.explanation
     assert finding.status == "pass"
+
+
+# ---------------------------------------------------------------------------------------------
+# trust: overlap and range checks decide the status
+
+
+def _poor_overlap_context(seed: int):  # type: ignore[no-untyped-def]
+    """Heavy metal listeners are exactly the users under 30: age predicts the treatment, and
+    the planted metal effect is kept so the estimate looks decisive."""
+    context = audit_context(600, seed=seed, logged=True)
+    profiles = context.subject.profiles
+    assert profiles is not None
+    age = context.dataset.users.frame["age"].reindex(profiles["user_id"]).to_numpy()
+    profiles = profiles.assign(**{"share:metal": np.where(age < 30, 0.9, 0.05)})
+    subject = SubjectOutputs(name="subject", adapter="test", fingerprint="0", profiles=profiles)
+    return with_tables(context, subject=subject)
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_poor_overlap_world_warns_instead_of_passing(seed: int) -> None:
+    context = _poor_overlap_context(seed)
+    (finding,) = _detect(context, families=["genre"], outcomes=["rating"])
+    rows = {g.group: g for g in finding.groups}
+    assert finding.status == "warn"
+    assert "metal" in finding.details["untrusted"]
+    assert finding.details["untrusted"]["metal"].startswith("positivity")
+    assert rows["metal"].extra["trusted"] is False
+    assert (rows["metal"].warning or "").startswith("untrusted: positivity")
+    assert "untrusted (poor overlap or implausible size: metal)" in finding.explanation
+    # the headline never shows the untrusted level
+    assert not finding.explanation.split(";")[1].strip().startswith("most harmful: metal")
+
+
+def test_estimate_outside_the_outcomes_range_is_untrusted() -> None:
+    context = audit_context(600, seed=3, logged=True)
+    (finding,) = _detect(context, families=["genre"], outcome_range=(0.0, 0.5))
+    assert finding.details["outcome_range"] == [0.0, 0.5]
+    untrusted = finding.details["untrusted"]
+    assert "metal" in untrusted and untrusted["metal"].startswith("implausible size: |ATE|")
+    assert finding.status in {"warn", "fail"}
+    assert any(w.startswith("metal: untrusted, implausible") for w in finding.warnings)
+
+
+def test_nothing_trustworthy_is_a_warning_with_the_reasons() -> None:
+    context = audit_context(600, seed=3, logged=True)
+    (finding,) = _detect(context, families=["genre"], outcome_range=(0.0, 1e-6))
+    assert finding.status == "warn"
+    assert finding.estimate is None
+    assert "no trustworthy estimate" in finding.explanation
+
+
+# ---------------------------------------------------------------------------------------------
+# treatment definitions, covariates, generators
+
+
+def test_median_over_all_units_and_threshold_treatments() -> None:
+    shares = pd.DataFrame({"a": [0.0, 0.0, 0.1, 0.5], "b": [0.2, 0.4, 0.6, 0.8]})
+    assert binarize_exposure(shares, method="median_all")["a"].tolist() == [0, 0, 1, 1]
+    assert binarize_exposure(shares, method="median")["a"].tolist() == [0, 0, 0, 1]
+    assert binarize_exposure(shares, method="threshold", threshold=0.5)["b"].tolist() == [
+        0,
+        0,
+        1,
+        1,
+    ]
+    with pytest.raises(ValidationError, match=r"needs params\.threshold"):
+        CausalEffectsParams(binarization="threshold")
+    context = audit_context(600, seed=3, logged=True)
+    for params in (
+        {"binarization": "median_all"},
+        {"binarization": "threshold", "threshold": 0.25},
+    ):
+        (finding,) = _detect(context, families=["genre"], **params)
+        assert finding.details["binarization"].startswith(params["binarization"])  # type: ignore[attr-defined]
+        assert PLANTED <= _significant(finding), params
+
+
+def test_continuous_share_through_partially_linear_dml() -> None:
+    context = audit_context(600, seed=3, logged=True)
+    (finding,) = _detect(context, families=["genre"], binarization="continuous")
+    assert finding.details["estimator"] == "cross-fitted partially linear DML"
+    assert finding.details["effect_unit"] == "per unit of share (0 to 1)"
+    assert "eq. 4.4" in (finding.reference or "")
+    rows = {g.group: g for g in finding.groups}
+    assert rows["metal"].estimate is not None and rows["metal"].estimate < 0
+    assert rows["jazz"].estimate is not None and rows["jazz"].estimate > 0
+    assert {"metal", "jazz"} <= _significant(finding)
+    assert finding.explanation.endswith("per unit of share") or "per unit of share" in (
+        finding.explanation
+    )
+
+
+def test_user_chosen_covariates_from_the_users_table() -> None:
+    context = audit_context(400, seed=4, logged=True)
+    users = context.dataset.users.frame.assign(
+        **{"longterm:rock": 0.3, "longterm:jazz": np.linspace(0, 1, 400), "segment": "a"}
+    )
+    dataset = dataclasses.replace(context.dataset, users=Users(users))
+    context = AuditContext.from_tables(
+        config=context.config,
+        dataset=dataset,
+        user_table=context.user_table,
+        group_columns=context.group_columns,
+        subject=context.subject,
+    )
+    (finding,) = _detect(context, families=["genre"], covariates=["age", "longterm:*", "segment"])
+    assert "longterm:jazz" in finding.details["covariates"]
+    assert "age" in finding.details["covariates"]
+    (missing,) = _detect(context, families=["genre"], covariates=["age", "nope"])
+    assert missing.status == "skipped"
+    assert "covariate 'nope' is neither a built-in covariate" in missing.explanation
+    assert "longterm:jazz" in missing.explanation  # names what is available
+
+
+def test_several_generators_are_estimated_separately_never_pooled() -> None:
+    context = audit_context(600, seed=3, logged=True)
+    profiles = context.subject.profiles
+    assert profiles is not None
+    # generator B rates without any genre effect
+    other = profiles.assign(
+        rating=3.0 + 0.5 * np.random.default_rng(0).standard_normal(len(profiles))
+    )
+    both = pd.concat([profiles.assign(model="A"), other.assign(model="B")], ignore_index=True)
+    subject = SubjectOutputs(name="subject", adapter="test", fingerprint="0", profiles=both)
+    findings = _detect(with_tables(context, subject=subject), families=["genre"])
+    assert [f.metric for f in findings] == ["ate:rating[A]", "ate:rating[B]"]
+    a, b = findings
+    assert a.details["generator"] == "A" and a.explanation.startswith("generator A: ")
+    assert b.explanation.startswith("generator B: ")
+    assert _significant(a) == PLANTED
+    assert _significant(b) == set()
+    assert a.threshold is not None  # the ate:* default still applies
+    assert a.n == 600 and b.n == 600

@@ -46,6 +46,8 @@ from sklearn.model_selection import GroupKFold, StratifiedKFold
 from statsmodels.stats.multitest import multipletests
 from threadpoolctl import threadpool_limits
 
+from audit_sdk.stats.cluster_robust import cluster_robust_slope
+
 __all__ = [
     "AIPWResult",
     "OutcomeForm",
@@ -99,7 +101,8 @@ class AIPWResult:
     selected treatment that is the FCR-adjusted interval; when nothing is selected (R = 0)
     the level uses R = 1, i.e. the Bonferroni simultaneous interval, which stays valid for a
     treatment picked after looking (say, the most negative one). ``naive_*`` is the plain
-    difference in means, treated minus control, with its Welch interval. A treatment that could
+    difference in means, treated minus control, with its Welch interval (cluster-robust when
+    the units are clustered). A treatment that could
     not be estimated has ``skipped`` set to the reason and no estimate.
     """
 
@@ -124,6 +127,12 @@ class AIPWResult:
     overlap: OverlapDiagnostic | None = None
     skipped: str | None = None
     warnings: tuple[str, ...] = ()
+    overlap_failed: str | None = None  # the reason, when positivity/overlap fails
+
+    @property
+    def trusted(self) -> bool:
+        """Estimated, with adequate overlap (the detector gates only on trusted rows)."""
+        return self.estimated and self.overlap_failed is None
 
     @property
     def estimated(self) -> bool:
@@ -233,7 +242,7 @@ def estimate_ates(
             reason = plan.check(t)
         if reason is None:
             todo.append(j)
-            base = _with_naive(base, inputs.y, t, confidence)
+            base = _with_naive(base, inputs.y, t, confidence, groups=inputs.groups)
         results.append(replace(base, skipped=reason))
 
     def fit_one(j: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -268,13 +277,17 @@ def estimate_ates(
         psi[:, col] = aipw_scores(inputs.y, t, e_raw, mu0, mu1, clip=(low, high))
         overlap = overlap_diagnostic(e_raw, t, clip=(low, high), bins=histogram_bins)
         warnings = list(results[j].warnings)
+        failed = None
         if overlap.share_clipped > max_clipped_share:
-            warnings.append(
+            failed = (
                 f"positivity: {overlap.share_clipped:.1%} of units have an estimated propensity "
                 f"outside [{low:g}, {high:g}] and were clipped (limit {max_clipped_share:.0%}); "
                 "treated and control units barely overlap, so the estimate extrapolates."
             )
-        results[j] = replace(results[j], overlap=overlap, warnings=tuple(warnings))
+            warnings.append(failed)
+        results[j] = replace(
+            results[j], overlap=overlap, warnings=tuple(warnings), overlap_failed=failed
+        )
 
     ate = psi.mean(axis=0)
     se = _standard_errors(psi, ate, inputs.groups)
@@ -475,8 +488,20 @@ def _skip_reason(
     return None
 
 
-def _with_naive(base: AIPWResult, y: np.ndarray, t: np.ndarray, confidence: float) -> AIPWResult:
-    diff, lo, hi = welch_difference(y, t, confidence=confidence)
+def _with_naive(
+    base: AIPWResult,
+    y: np.ndarray,
+    t: np.ndarray,
+    confidence: float,
+    *,
+    groups: np.ndarray | None = None,
+) -> AIPWResult:
+    """The naive difference in means: Welch for independent units, cluster-robust (CR1, t with
+    G - 1 df) when units share a cluster, so it is as honest as the estimate beside it."""
+    if groups is None:
+        diff, lo, hi = welch_difference(y, t, confidence=confidence)
+    else:
+        diff, _, lo, hi = cluster_robust_slope(y, t, groups, confidence=confidence)
     return replace(base, naive_diff=diff, naive_ci_low=lo, naive_ci_high=hi)
 
 

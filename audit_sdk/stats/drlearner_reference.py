@@ -174,6 +174,7 @@ def estimate_ates_econml(
                 p_value=float(2 * sps.norm.sf(abs(ate / se))),
                 overlap=overlap,
                 warnings=tuple(notes),
+                overlap_failed=notes[0] if notes else None,
             )
         )
     return apply_multiple_testing(results, fdr_q=fdr_q)

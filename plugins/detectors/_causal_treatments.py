@@ -7,13 +7,18 @@ semantics: an item's genres share its plays equally) or on artists from that cou
 audited system logged shares itself (``share:<genre>`` / ``share_country:<CC>`` columns in the
 profiles table or the user table), those are used instead.
 
-A treatment is a binarized exposure (v1 estimates binary treatments only):
+A treatment is a binarized exposure, or the share itself:
 
-* ``"median"``: the share is above the median share among the level's listeners (users with a
-  nonzero share): heavy listeners versus everyone else (light listeners and non-listeners).
-  A rare genre's median over *all* users is 0, which would make "any play at all" the
-  treatment; the listeners' median keeps the contrast meaningful for common and rare levels;
-* ``"top_k"``: the level is among the user's k largest shares (ties count; zero shares never).
+* ``"median"`` (among the exposed): the share is above the median share among the level's
+  listeners (users with a nonzero share): heavy listeners versus everyone else (light listeners
+  and non-listeners). A rare genre's median over *all* users is 0, which would make "any play
+  at all" the treatment; the listeners' median keeps the contrast meaningful for rare levels;
+* ``"median_all"``: the share is above its median over all units (for a level most units never
+  touch the median is 0 and the treatment is "any exposure");
+* ``"threshold"``: the share is above a user-given value (e.g. 0.2);
+* ``"top_k"``: the level is among the user's k largest shares (ties count; zero shares never);
+* ``"continuous"``: the share itself, estimated with the partially linear double-ML model
+  (:mod:`audit_sdk.stats.partially_linear`): the effect per unit of share (0 to 1).
 
 Covariates never encode the treated level's own share, or positivity fails by construction.
 For a genre, ``other_shares`` is the composition of the user's *other* listening (the shares
@@ -24,7 +29,9 @@ indicators) and the entropy of the genre shares: a country's effect is estimated
 genre mix fixed (where genre and country are nearly the same thing, e.g. k-pop and KR, the
 overlap diagnostic says so). ``age``, ``activity`` (log of 1 + training plays), ``gs_score``
 (if a ``gs_score`` column exists), the user's ``country`` (one-hot, most common levels) and,
-for profile units, the ``window`` (one-hot) are shared.
+for profile units, the ``window`` (one-hot) are shared. Any other name is a column of the
+users table or the user table (a shell pattern such as ``longterm:*`` takes every matching
+column): numeric columns enter as numbers, others one-hot.
 
 Shares are compositional: being a heavy listener of one genre mechanically lowers the others'
 shares, so the effect of a share-derived treatment is a total effect that includes that
@@ -35,6 +42,7 @@ available is left out with a note.
 
 from __future__ import annotations
 
+import fnmatch
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Literal
@@ -59,7 +67,7 @@ __all__ = [
 ]
 
 Family = Literal["genre", "country"]
-Binarization = Literal["median", "top_k"]
+Binarization = Literal["median", "median_all", "threshold", "top_k", "continuous"]
 Unit = Literal["user", "profile"]
 CovariateName = Literal[
     "age", "activity", "taste_breadth", "gs_score", "country", "window", "other_shares"
@@ -147,10 +155,21 @@ def exposure_from_history(
     return shares
 
 
-def binarize_exposure(shares: pd.DataFrame, *, method: Binarization, k: int = 3) -> pd.DataFrame:
-    """0/1 treatments from shares (see the module docstring for the two methods)."""
+def binarize_exposure(
+    shares: pd.DataFrame, *, method: Binarization, k: int = 3, threshold: float | None = None
+) -> pd.DataFrame:
+    """Treatments from shares (see the module docstring for the methods): 0/1, or the shares
+    themselves for ``"continuous"``."""
     values = shares.to_numpy(dtype=float)
-    if method == "median":
+    if method == "continuous":
+        return shares.astype(float)
+    if method == "median_all":
+        treated = values > np.median(values, axis=0) if len(values) else values > 0
+    elif method == "threshold":
+        if threshold is None:
+            raise ValueError("binarization 'threshold' needs a threshold (e.g. 0.2).")
+        treated = values > threshold
+    elif method == "median":
         masked = np.where(values > 0, values, np.nan)
         with np.errstate(all="ignore"):
             listeners = np.isfinite(masked).any(axis=0)
@@ -179,15 +198,23 @@ def build_design(
     outcome: str,
     binarization: Binarization = "median",
     k: int = 3,
-    covariates: Sequence[CovariateName] = COVARIATES,
+    threshold: float | None = None,
+    covariates: Sequence[str] = COVARIATES,
     unit: Unit = "user",
     max_treatments: int = 20,
     max_share_covariates: int = 10,
+    profiles: pd.DataFrame | None = None,
 ) -> CausalDesign:
-    """Outcome, treatments and covariates for one (family, outcome) of an audit."""
+    """Outcome, treatments and covariates for one (family, outcome) of an audit.
+
+    ``profiles`` replaces ``context.subject.profiles`` (e.g. one generator's rows of a log that
+    holds several).
+    """
     notes: list[str] = []
-    units, y, outcome_unit = _outcome(context, outcome, unit, notes)
-    shares_all, source = _shares(context, family, units, outcome_unit)
+    if profiles is None:
+        profiles = context.subject.profiles
+    units, y, outcome_unit = _outcome(context, profiles, outcome, unit, notes)
+    shares_all, source = _shares(context, profiles, family, units, outcome_unit)
     levels_nonzero = (shares_all > 0).sum(axis=0)
     if not (levels_nonzero > 0).any():
         raise DesignError(f"no unit has any {family} exposure ({source})")
@@ -200,7 +227,9 @@ def build_design(
             f"(max_treatments={max_treatments})"
         )
     shares_all = shares_all.loc[:, list(ranked.index)]
-    treatments = binarize_exposure(shares_all, method=binarization, k=k).loc[:, levels]
+    treatments = binarize_exposure(shares_all, method=binarization, k=k, threshold=threshold).loc[
+        :, levels
+    ]
 
     base, base_names = _shared_covariates(context, units, outcome_unit, covariates, notes)
     per_treatment = [c for c in ("other_shares", "taste_breadth") if c in covariates]
@@ -213,6 +242,7 @@ def build_design(
         # A country's effect is estimated holding the user's genre mix fixed.
         base, names = _genre_mix_covariates(
             context,
+            profiles,
             units,
             outcome_unit,
             base,
@@ -222,6 +252,7 @@ def build_design(
             notes,
             binarization=binarization,
             k=k,
+            threshold=threshold,
         )
         design_covariates = base
     elif per_treatment:
@@ -257,6 +288,7 @@ def build_design(
 
 def _genre_mix_covariates(
     context: AuditContext,
+    profiles: pd.DataFrame | None,
     units: pd.DataFrame,
     unit: Unit,
     base: np.ndarray,
@@ -267,9 +299,10 @@ def _genre_mix_covariates(
     *,
     binarization: Binarization,
     k: int,
+    threshold: float | None,
 ) -> tuple[np.ndarray, list[str]]:
     try:
-        genre_shares, _ = _shares(context, "genre", units, unit)
+        genre_shares, _ = _shares(context, profiles, "genre", units, unit)
     except DesignError as exc:
         notes.append(f"genre mix covariates not available ({exc}); left out")
         return base, names
@@ -281,8 +314,12 @@ def _genre_mix_covariates(
     names = list(names)
     if "other_shares" in wanted:
         order = np.argsort(-(values > 0).sum(axis=0), kind="stable")[:max_share_covariates]
-        heavy = binarize_exposure(genre_shares.iloc[:, order], method=binarization, k=k)
-        blocks.extend([values[:, order], heavy.to_numpy(dtype=float)])
+        blocks.append(values[:, order])
+        if binarization != "continuous":
+            heavy = binarize_exposure(
+                genre_shares.iloc[:, order], method=binarization, k=k, threshold=threshold
+            )
+            blocks.append(heavy.to_numpy(dtype=float))
         names.append(
             f"shares of the {len(order)} most common genres and the user's heavy-listener "
             "indicators of them (the genre treatments)"
@@ -300,10 +337,13 @@ def _entropy(shares: np.ndarray) -> np.ndarray:
 
 
 def _outcome(
-    context: AuditContext, outcome: str, unit: Unit, notes: list[str]
+    context: AuditContext,
+    profiles: pd.DataFrame | None,
+    outcome: str,
+    unit: Unit,
+    notes: list[str],
 ) -> tuple[pd.DataFrame, np.ndarray, Unit]:
     table = context.user_table
-    profiles = context.subject.profiles
     if outcome in table.columns:
         values = pd.to_numeric(table[outcome], errors="coerce")
         if unit == "profile":
@@ -339,10 +379,13 @@ def _outcome(
 
 
 def _shares(
-    context: AuditContext, family: Family, units: pd.DataFrame, unit: Unit
+    context: AuditContext,
+    profiles: pd.DataFrame | None,
+    family: Family,
+    units: pd.DataFrame,
+    unit: Unit,
 ) -> tuple[pd.DataFrame, str]:
     prefix = SHARE_PREFIX[family]
-    profiles = context.subject.profiles
     table = context.user_table
 
     def columns(frame: pd.DataFrame | None) -> list[str]:
@@ -398,6 +441,21 @@ def _user_attribute(context: AuditContext, column: str) -> pd.Series | None:
     return None
 
 
+def _user_columns_matching(context: AuditContext, pattern: str) -> list[str]:
+    """Users-table and user-table columns named ``pattern`` (a shell pattern), or raise."""
+    available: list[str] = []
+    for frame in (context.dataset.users.frame, context.user_table):
+        available.extend(str(c) for c in frame.columns if str(c) not in available)
+    matched = [c for c in available if fnmatch.fnmatchcase(c, pattern)]
+    if not matched:
+        raise DesignError(
+            f"covariate {pattern!r} is neither a built-in covariate "
+            f"({', '.join(COVARIATES)}) nor a column of the users or user table "
+            f"(columns: {', '.join(available) or 'none'})"
+        )
+    return matched
+
+
 def _numeric_block(
     values: pd.Series, name: str, names: list[str], blocks: list[np.ndarray], notes: list[str]
 ) -> None:
@@ -433,7 +491,7 @@ def _shared_covariates(
     context: AuditContext,
     units: pd.DataFrame,
     unit: Unit,
-    wanted: Sequence[CovariateName],
+    wanted: Sequence[str],
     notes: list[str],
 ) -> tuple[np.ndarray, list[str]]:
     user_ids = units["user_id"].astype(str)
@@ -467,6 +525,16 @@ def _shared_covariates(
             if unit != "profile" or "window" not in units.columns:
                 continue
             _one_hot(units["window"], "window", names, blocks, 50)
+        else:
+            for column in _user_columns_matching(context, name):
+                series = _user_attribute(context, column)
+                assert series is not None
+                values = series.reindex(user_ids)
+                numeric = pd.to_numeric(values, errors="coerce")
+                if numeric.notna().sum() >= max(1, int(0.9 * values.notna().sum())):
+                    _numeric_block(values, column, names, blocks, notes)
+                else:
+                    _one_hot(values, column, names, blocks, _MAX_COUNTRY_LEVELS)
     if not blocks:
         return np.zeros((len(units), 0)), names
     return np.column_stack(blocks), names

@@ -8,9 +8,18 @@ the doubly-robust average treatment effect of being a heavy listener of it on a 
 per-profile) quality metric, adjusting for user covariates; corrects for testing many levels
 at once (Benjamini-Hochberg) and reports false-coverage-rate adjusted intervals for the
 significant ones (Benjamini & Yekutieli 2005). The naive difference in means sits beside every
-estimate so a reader sees what the adjustment changed.
+estimate so a reader sees what the adjustment changed (cluster-robust when a user contributes
+several units).
 
-One finding per (family, outcome), drawn as a forest plot: one row per level.
+A number is only as good as its overlap: a level whose propensities were clipped for more
+than ``max_clipped_share`` of the units (or, for ``binarization: continuous``, whose share the
+covariates predict almost exactly), or whose estimate is larger than the outcome's range
+allows, is *untrusted*: it is shown with the reason but never decides a pass, and the finding
+is at least ``warn``.
+
+One finding per (family, outcome), drawn as a forest plot: one row per level. When the profiles
+hold several generators (a ``model`` column with several values) a profiles outcome is
+estimated per generator, never pooled: one finding each, its headline naming the generator.
 """
 
 from __future__ import annotations
@@ -18,19 +27,21 @@ from __future__ import annotations
 import math
 from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
-from pydantic import Field, field_validator
+import numpy as np
+import pandas as pd
+from pydantic import Field, field_validator, model_validator
 
 from audit_sdk.hookspecs import hookimpl
 from audit_sdk.interfaces import Detector, PluginParams
 from audit_sdk.report_model import Finding, GroupEstimate
 from audit_sdk.stats.aipw import AIPWResult, estimate_ates
+from audit_sdk.stats.partially_linear import estimate_partially_linear
 from audit_sdk.thresholds import Threshold, evaluate_threshold
 
 from ._causal_treatments import (
     COVARIATES,
     Binarization,
     CausalDesign,
-    CovariateName,
     DesignError,
     Family,
     build_design,
@@ -51,6 +62,12 @@ REFERENCE = (
 )
 
 
+REFERENCE_PLR = (
+    "Partially linear double ML, cross-fitted partialling-out estimator (Chernozhukov et al. "
+    "2018, Econometrics J. 21:C1, Section 4.1, score eq. 4.4; Robinson 1988); Benjamini-"
+    "Hochberg 1995 FDR across levels; FCR-adjusted intervals (Benjamini & Yekutieli 2005)."
+)
+
 _FAMILIES: tuple[Family, ...] = ("genre", "country")
 
 
@@ -67,11 +84,37 @@ class CausalEffectsParams(PluginParams):
     )
     binarization: Binarization = Field(
         "median",
-        description="'median': share above the level's median among its listeners; "
-        "'top_k': the level is among the user's k largest shares",
+        description="'median': share above the level's median among its listeners (the "
+        "exposed); 'median_all': above the median over all units; 'threshold': above "
+        "params.threshold; 'top_k': the level is among the user's k largest shares; "
+        "'continuous': the share itself (partially linear double ML, effect per unit share)",
     )
     k: int = Field(3, ge=1, description="k for binarization 'top_k'")
-    covariates: list[CovariateName] = Field(default_factory=lambda: list(COVARIATES))
+    threshold: float | None = Field(
+        None, ge=0, le=1, description="share cut-off for binarization 'threshold'"
+    )
+    covariates: list[str] = Field(
+        default_factory=lambda: [str(c) for c in COVARIATES],
+        description=f"built-in covariates ({', '.join(COVARIATES)}) and/or columns of the users "
+        "or user table; shell patterns such as 'longterm_share:*' take every matching column",
+    )
+    outcome_range: tuple[float, float] | None = Field(
+        None,
+        description="the outcome's possible range (e.g. [1, 7] for a rating); an estimate "
+        "larger than its width is implausible. Default: the observed min and max",
+    )
+    max_r2: float = Field(
+        0.95,
+        gt=0,
+        le=1,
+        description="continuous treatments: overlap fails when the covariates explain more "
+        "than this share of the treatment's variance",
+    )
+    per_generator: bool = Field(
+        True,
+        description="profiles holding several generators (column 'model'): one estimate per "
+        "generator (never pooled)",
+    )
     unit: Literal["user", "profile"] = Field(
         "user",
         description="for a profiles outcome: average per user, or one unit per profile row "
@@ -91,7 +134,13 @@ class CausalEffectsParams(PluginParams):
         description="skip a level with fewer treated or control units "
         "(default: the audit's min_group_size)",
     )
-    max_clipped_share: float = Field(0.05, ge=0, le=1, description="positivity warning level")
+    max_clipped_share: float = Field(
+        0.05,
+        ge=0,
+        le=1,
+        description="overlap fails (the level is untrusted, the finding at least 'warn') when "
+        "more units than this share have a clipped propensity",
+    )
     alpha: float = Field(0.05, gt=0, lt=1, description="FDR level q (Benjamini-Hochberg)")
     bootstrap: int = Field(0, ge=0, description="percentile bootstrap resamples (0: off)")
     max_treatments: int = Field(20, ge=1, description="levels tested, most common first")
@@ -107,6 +156,21 @@ class CausalEffectsParams(PluginParams):
         if not 0.0 < value[0] < value[1] < 1.0:
             raise ValueError("clip must satisfy 0 < low < high < 1")
         return value
+
+    @field_validator("outcome_range")
+    @classmethod
+    def _valid_range(cls, value: tuple[float, float] | None) -> tuple[float, float] | None:
+        if value is not None and not value[0] < value[1]:
+            raise ValueError("outcome_range must be [low, high] with low < high")
+        return value
+
+    @model_validator(mode="after")
+    def _threshold_given(self) -> CausalEffectsParams:
+        if self.binarization == "threshold" and self.threshold is None:
+            raise ValueError("binarization 'threshold' needs params.threshold (e.g. 0.2)")
+        if self.binarization == "continuous" and self.estimator == "econml":
+            raise ValueError("estimator 'econml' (DRLearner) estimates binary treatments only")
+        return self
 
 
 class CausalEffectsDetector(Detector):
@@ -139,14 +203,24 @@ class CausalEffectsDetector(Detector):
         findings = []
         for family in params.families:
             for outcome in outcomes:
-                findings.append(self._one(context, params, family, outcome))
+                for generator, profiles in _generators(context, params, outcome):
+                    findings.append(
+                        self._one(context, params, family, outcome, generator, profiles)
+                    )
         return findings
 
     # -----------------------------------------------------------------------------------------
 
     def _one(
-        self, context: AuditContext, params: CausalEffectsParams, family: Family, outcome: str
+        self,
+        context: AuditContext,
+        params: CausalEffectsParams,
+        family: Family,
+        outcome: str,
+        generator: str | None,
+        profiles: pd.DataFrame | None,
     ) -> Finding:
+        metric = _metric(outcome, generator)
         try:
             design = build_design(
                 context,
@@ -154,15 +228,37 @@ class CausalEffectsDetector(Detector):
                 outcome=outcome,
                 binarization=params.binarization,
                 k=params.k,
+                threshold=params.threshold,
                 covariates=params.covariates,
                 unit=params.unit,
                 max_treatments=params.max_treatments,
                 max_share_covariates=params.max_share_covariates,
+                profiles=profiles,
             )
         except DesignError as exc:
-            return self._skipped(context, f"ate:{outcome}", family, str(exc))
+            return self._skipped(context, metric, family, str(exc), outcome=outcome)
         min_units = params.min_units_per_arm or context.min_group_size
-        seed = int(context.rng(f"{self.name}:{family}:{outcome}").integers(2**31 - 1))
+        salt = f"{self.name}:{family}:{outcome}" + (f":{generator}" if generator else "")
+        seed = int(context.rng(salt).integers(2**31 - 1))
+        if params.binarization == "continuous":
+            results = estimate_partially_linear(
+                design.y,
+                design.treatments.to_numpy(dtype=float),
+                design.covariates,
+                treatment_names=list(design.treatments.columns),
+                folds=params.folds,
+                groups=design.groups,
+                seed=seed,
+                model=_regressor(params, seed),
+                ridge_alpha=params.ridge_alpha,
+                min_units=min_units,
+                max_r2=params.max_r2,
+                confidence=context.bootstrap.confidence,
+                fdr_q=params.alpha,
+            )
+            return self._finding(
+                context, params, design, results, "cross-fitted partially linear DML", generator
+            )
         options: dict[str, Any] = {
             "treatment_names": list(design.treatments.columns),
             "folds": params.folds,
@@ -181,9 +277,10 @@ class CausalEffectsDetector(Detector):
             if design.groups is not None:
                 return self._skipped(
                     context,
-                    f"ate:{outcome}",
+                    metric,
                     family,
                     "estimator 'econml' needs one row per user; use unit 'user'",
+                    outcome=outcome,
                 )
             from audit_sdk.stats.drlearner_reference import estimate_ates_econml
 
@@ -202,7 +299,7 @@ class CausalEffectsDetector(Detector):
                 **options,
             )
             method = "cross-fitted AIPW"
-        return self._finding(context, params, design, results, method)
+        return self._finding(context, params, design, results, method, generator)
 
     def _finding(
         self,
@@ -211,121 +308,161 @@ class CausalEffectsDetector(Detector):
         design: CausalDesign,
         results: list[AIPWResult],
         method: str,
+        generator: str | None,
     ) -> Finding:
-        metric = f"ate:{design.outcome}"
+        base_metric = f"ate:{design.outcome}"
+        metric = _metric(design.outcome, generator)
         noun = {"genre": "genres", "country": "artist countries"}[design.family]
-        rows = [_row(r) for r in results]
+        continuous = params.binarization == "continuous"
+        untrusted = _untrusted(results, design, params)
+        rows = [_row(r, untrusted.get(r.treatment)) for r in results]
         estimated = [r for r in results if r.estimated]
+        trusted = [r for r in estimated if r.treatment not in untrusted]
         warnings: list[str] = []
         for r in results:
             if r.skipped:
                 warnings.append(f"{r.treatment}: skipped, {r.skipped}")
             warnings.extend(f"{r.treatment}: {w}" for w in r.warnings)
-        details = {
+        warnings.extend(
+            f"{name}: untrusted, {reason}"
+            for name, reason in untrusted.items()
+            if not reason.startswith(("positivity", "overlap"))
+        )
+        binarization = params.binarization + {
+            "top_k": f" (k={params.k})",
+            "threshold": f" (share > {params.threshold})",
+        }.get(params.binarization, "")
+        details: dict[str, Any] = {
             "estimator": method,
             "unit": design.unit,
             "share_source": design.share_source,
-            "binarization": params.binarization
-            + (f" (k={params.k})" if params.binarization == "top_k" else ""),
+            "binarization": binarization,
+            "effect_unit": "per unit of share (0 to 1)" if continuous else "treated - control",
             "covariates": design.covariate_names,
             "folds": params.folds,
-            "clip": list(params.clip),
             "outcome_model": f"{params.outcome_model} ({params.outcome_form})",
-            "propensity_model": f"LogisticRegression(C={params.propensity_C:g})",
             "fdr_q": params.alpha,
+            "outcome_range": list(_outcome_range(design, params)),
+            "n_untrusted": len(untrusted),
+            "untrusted": dict(untrusted),
             "notes": design.notes,
         }
-        threshold = self.threshold_for(metric)
+        if not continuous:
+            details["clip"] = list(params.clip)
+            details["propensity_model"] = f"LogisticRegression(C={params.propensity_C:g})"
+        if generator is not None:
+            details["generator"] = generator
+        prefix = f"generator {generator}: " if generator is not None else ""
+        threshold = self.threshold_for(base_metric)
+        common: dict[str, Any] = {
+            "detector": self.name,
+            "metric": metric,
+            "group_by": design.family,
+            "subject": context.subject.name,
+            "n": len(design.y),
+            "groups": rows,
+            "threshold": threshold,
+            "warnings": warnings,
+            "chart": "forest",
+            "reference": REFERENCE_PLR if continuous else REFERENCE,
+            "details": details,
+        }
         if not estimated:
             return Finding(
-                detector=self.name,
-                metric=metric,
-                group_by=design.family,
-                subject=context.subject.name,
-                n=len(design.y),
-                groups=rows,
-                threshold=threshold,
                 status="skipped",
-                explanation=f"none of {len(results)} {noun} could be estimated for "
+                explanation=f"{prefix}none of {len(results)} {noun} could be estimated for "
                 f"{design.outcome} (see warnings)",
-                warnings=warnings,
-                chart="forest",
-                reference=REFERENCE,
-                details=details,
+                **common,
             )
         worst_overlap = max(estimated, key=lambda r: r.overlap.share_clipped if r.overlap else 0)
         if worst_overlap.overlap is not None:
             details["histogram"] = worst_overlap.overlap.histogram()
             details["histogram_treatment"] = worst_overlap.treatment
-        significant = [r for r in estimated if r.significant]
+        details["n_tested"] = len(estimated)
+        details["row_confidence"] = context.bootstrap.confidence  # marginal CIs of the rows
+        if not trusted:
+            reasons = "; ".join(f"{k}: {v}" for k, v in list(untrusted.items())[:3])
+            return Finding(
+                status="warn",
+                explanation=f"{prefix}no trustworthy estimate: all {len(estimated)} {noun} "
+                f"estimated for {design.outcome} fail the overlap or range check ({reasons})",
+                **common,
+            )
+        significant = [r for r in trusted if r.significant]
         harmful = [r for r in significant if r.ate is not None and r.ate < 0]
-        worst = min(harmful or estimated, key=lambda r: r.ate if r.ate is not None else math.inf)
+        worst = min(harmful or trusted, key=lambda r: r.ate if r.ate is not None else math.inf)
         level = worst.fcr_level
         shown = (
             f"{worst.treatment} {worst.ate:+.3g} [{worst.fcr_ci_low:.3g}, {worst.fcr_ci_high:.3g}]"
         )
+        level_text = f"{level:.1%}" if level is not None else "?"
         if harmful:
             explanation = (
-                f"{len(significant)} of {len(estimated)} {noun} change {design.outcome} "
+                f"{prefix}{len(significant)} of {len(trusted)} {noun} change {design.outcome} "
                 f"significantly after FDR control (q={params.alpha:g}); most harmful: {shown} "
-                "(FCR-adjusted)"
+                f"({level_text} FCR-adjusted interval)"
             )
-            ci_method = (
-                f"{method}; FCR-adjusted interval (Benjamini-Yekutieli) at level {level:.4f}"
-            )
+            ci_method = f"{method}; {level_text} FCR-adjusted interval (Benjamini-Yekutieli)"
         else:
             if significant:
                 head = (
-                    f"{len(significant)} of {len(estimated)} {noun} change {design.outcome} "
-                    f"significantly after FDR control (q={params.alpha:g}), none for the worse"
+                    f"{prefix}{len(significant)} of {len(trusted)} {noun} change "
+                    f"{design.outcome} significantly after FDR control (q={params.alpha:g}), "
+                    "none for the worse"
                 )
             else:
                 head = (
-                    f"none of {len(estimated)} {noun} changes {design.outcome} significantly "
-                    f"after FDR control (q={params.alpha:g})"
+                    f"{prefix}none of {len(trusted)} {noun} changes {design.outcome} "
+                    f"significantly after FDR control (q={params.alpha:g})"
                 )
             status_note = "significant" if worst.significant else "not significant"
-            explanation = f"{head}; most negative: {shown} ({status_note}, adjusted interval)"
-            ci_method = (
-                f"{method}; interval at the FCR level {level:.4f} "
-                "(Bonferroni when nothing is selected)"
+            explanation = (
+                f"{head}; most negative: {shown} ({status_note}; {level_text} "
+                "simultaneous interval)"
             )
+            ci_method = f"{method}; {level_text} simultaneous (Bonferroni) interval"
+        if continuous:
+            explanation += ", per unit of share"
+        status = evaluate_threshold(threshold, worst.ate, worst.fcr_ci_low, worst.fcr_ci_high)
+        if untrusted:
+            names = ", ".join(list(untrusted)[:5]) + (", ..." if len(untrusted) > 5 else "")
+            explanation += (
+                f"; {len(untrusted)} untrusted (poor overlap or implausible size: {names}), "
+                "not used for the verdict"
+            )
+            if status == "pass":
+                status = "warn"
         skipped = len(results) - len(estimated)
         if skipped:
             explanation += f"; {skipped} skipped"
-        details["n_tested"] = len(estimated)
         details["n_significant"] = len(significant)
-        details["row_confidence"] = context.bootstrap.confidence  # marginal CIs of the rows
         return Finding(
-            detector=self.name,
-            metric=metric,
             estimate=worst.ate,
             ci_low=worst.fcr_ci_low,
             ci_high=worst.fcr_ci_high,
             confidence=level if level is not None else 0.95,
             ci_method=ci_method,
-            n=len(design.y),
-            groups=rows,
-            group_by=design.family,
-            subject=context.subject.name,
-            threshold=threshold,
-            status=evaluate_threshold(threshold, worst.ate, worst.fcr_ci_low, worst.fcr_ci_high),
+            status=status,
             explanation=explanation,
-            warnings=warnings,
-            chart="forest",
-            reference=REFERENCE,
-            details=details,
+            **common,
         )
 
     def _skipped(
-        self, context: AuditContext, metric: str, family: str | None, reason: str
+        self,
+        context: AuditContext,
+        metric: str,
+        family: str | None,
+        reason: str,
+        *,
+        outcome: str | None = None,
     ) -> Finding:
+        base = f"ate:{outcome}" if outcome is not None else metric
         return Finding(
             detector=self.name,
             metric=metric,
             group_by=family,
             subject=context.subject.name,
-            threshold=self.threshold_for(metric),
+            threshold=self.threshold_for(base),
             status="skipped",
             explanation=f"skipped: {reason}",
             chart="forest",
@@ -333,7 +470,76 @@ class CausalEffectsDetector(Detector):
         )
 
 
-def _row(result: AIPWResult) -> GroupEstimate:
+def _metric(outcome: str, generator: str | None) -> str:
+    return f"ate:{outcome}" if generator is None else f"ate:{outcome}[{generator}]"
+
+
+def _generators(
+    context: AuditContext, params: CausalEffectsParams, outcome: str
+) -> list[tuple[str | None, pd.DataFrame | None]]:
+    """(generator, its profiles) to estimate separately; one ``(None, all)`` when the outcome is
+    not a profiles column or the profiles hold one generator."""
+    profiles = context.subject.profiles
+    if (
+        not params.per_generator
+        or profiles is None
+        or "model" not in profiles.columns
+        or outcome in context.user_table.columns
+        or outcome not in profiles.columns
+    ):
+        return [(None, profiles)]
+    models = sorted(profiles["model"].dropna().astype(str).unique())
+    if len(models) <= 1:
+        return [(None, profiles)]
+    model = profiles["model"].astype(str)
+    return [(m, profiles.loc[model == m].reset_index(drop=True)) for m in models]
+
+
+def _regressor(params: CausalEffectsParams, seed: int) -> Any:
+    if params.outcome_model == "gradient_boosting":
+        from sklearn.ensemble import HistGradientBoostingRegressor
+
+        return HistGradientBoostingRegressor(random_state=seed)
+    return None  # Ridge(alpha=params.ridge_alpha)
+
+
+def _outcome_range(design: CausalDesign, params: CausalEffectsParams) -> tuple[float, float]:
+    if params.outcome_range is not None:
+        return params.outcome_range
+    return float(np.min(design.y)), float(np.max(design.y))
+
+
+def _untrusted(
+    results: list[AIPWResult], design: CausalDesign, params: CausalEffectsParams
+) -> dict[str, str]:
+    """Estimated levels whose number should not be believed, with the reason: failed overlap,
+    or an effect larger than the outcome's range allows (binary: |ATE| > max - min;
+    continuous: |theta| times the share's observed spread > max - min)."""
+    low, high = _outcome_range(design, params)
+    width = high - low
+    out: dict[str, str] = {}
+    for r in results:
+        if not r.estimated or r.ate is None:
+            continue
+        if r.overlap_failed is not None:
+            out[r.treatment] = r.overlap_failed
+            continue
+        if params.binarization == "continuous":
+            spread = float(np.ptp(design.treatments[r.treatment].to_numpy(dtype=float)))
+            implied = abs(r.ate) * spread
+            what = f"|effect| x share spread {spread:.3g} = {implied:.3g}"
+        else:
+            implied = abs(r.ate)
+            what = f"|ATE| {implied:.3g}"
+        if implied > width:
+            out[r.treatment] = (
+                f"implausible size: {what} exceeds the outcome's range {low:g} to {high:g} "
+                f"(width {width:.3g}); the model extrapolates"
+            )
+    return out
+
+
+def _row(result: AIPWResult, untrusted: str | None = None) -> GroupEstimate:
     overlap = result.overlap
     extra: dict[str, float | int | str | bool | None] = {
         "n_treated": result.n_treated,
@@ -347,10 +553,13 @@ def _row(result: AIPWResult) -> GroupEstimate:
         "fcr_ci_low": result.fcr_ci_low,
         "fcr_ci_high": result.fcr_ci_high,
         "share_clipped": overlap.share_clipped if overlap else None,
+        "trusted": result.estimated and untrusted is None,
     }
     warning = None
     if result.skipped:
         warning = f"skipped: {result.skipped}"
+    elif untrusted is not None:
+        warning = f"untrusted: {untrusted}"
     elif result.warnings:
         warning = "; ".join(result.warnings)
     return GroupEstimate(

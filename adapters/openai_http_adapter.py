@@ -7,9 +7,16 @@ most ``max_retries`` times, after an exponential backoff with full jitter (or th
 ``Retry-After``, capped at ``backoff_max_s``). Whatever still fails becomes an
 :class:`~audit_sdk.errors.AdapterError` that says what happened and what to check.
 
+Every prompt's call, retries and waits included, ends within ``deadline_s``: each read,
+write and connect is given at most the time left (:mod:`audit_sdk.deadlines`), so a server
+that trickles its answer cannot stretch it. An answer larger than ``max_response_bytes`` is
+refused while it streams in, before it is stored anywhere.
+
 The API key is read from the environment variable named by ``api_key_env`` when a request is
-made. It is never stored on the adapter, and never appears in ``describe()``,
-``fingerprint()``, cache keys, log records or error messages.
+made (surrounding whitespace, such as a trailing newline, is dropped). It is never stored on
+the adapter, and never appears in ``describe()``, ``fingerprint()``, cache keys, log records
+or error messages: every message passes :func:`audit_sdk.redaction.redact_text`, which knows
+the key.
 """
 
 from __future__ import annotations
@@ -29,10 +36,12 @@ from urllib.parse import urlsplit, urlunsplit
 
 from pydantic import Field, field_validator
 
+from audit_sdk.deadlines import DeadlineNetworkBackend, deadline, remaining_s
 from audit_sdk.errors import AdapterError
 from audit_sdk.hookspecs import RegisterAdapter, hookimpl
 from audit_sdk.interfaces._params import PluginParams
 from audit_sdk.interfaces.adapter import Capability, GenerationParams, GeneratorAdapter
+from audit_sdk.redaction import redact_text, register_secret
 
 if TYPE_CHECKING:
     import httpx
@@ -59,6 +68,14 @@ class OpenAIHTTPParams(PluginParams):
     system_prompt: str | None = Field(None, description="chat mode: a system message")
     max_concurrency: int = Field(8, ge=1, le=256, description="requests in flight at most")
     timeout_s: float = Field(60.0, gt=0, description="read/write timeout of one request")
+    deadline_s: float = Field(
+        300.0,
+        gt=0,
+        description="overall limit on one prompt's call: every attempt, wait and slow answer",
+    )
+    max_response_bytes: int = Field(
+        8 * 1024 * 1024, ge=1024, description="refuse an answer larger than this"
+    )
     connect_timeout_s: float = Field(5.0, gt=0, description="connect timeout of one request")
     max_retries: int = Field(4, ge=0, le=20, description="retries after the first attempt")
     backoff_base_s: float = Field(0.5, ge=0, description="first backoff; doubles per retry")
@@ -155,12 +172,14 @@ class OpenAIHTTPAdapter(GeneratorAdapter):
                         "the openai_http adapter needs httpx: pip install 'audit-sdk[http]'."
                     ) from exc
                 params = self._params
+                limits = httpx.Limits(
+                    max_connections=params.max_concurrency,
+                    max_keepalive_connections=params.max_concurrency,
+                )
                 self._client = httpx.Client(
                     timeout=httpx.Timeout(params.timeout_s, connect=params.connect_timeout_s),
-                    limits=httpx.Limits(
-                        max_connections=params.max_concurrency,
-                        max_keepalive_connections=params.max_concurrency,
-                    ),
+                    limits=limits,
+                    transport=_deadline_transport(httpx, limits),
                     follow_redirects=False,
                 )
             return self._client
@@ -173,7 +192,11 @@ class OpenAIHTTPAdapter(GeneratorAdapter):
 
     def _api_key(self) -> str | None:
         env = self._params.api_key_env
-        return (os.environ.get(env) or None) if env else None
+        raw = os.environ.get(env) if env else None
+        if not raw:
+            return None
+        register_secret(raw)  # whatever prints or writes an error text redacts it
+        return raw.strip() or None
 
     def _headers(self) -> dict[str, str]:
         headers = {"Content-Type": "application/json", "Accept": "application/json"}
@@ -184,8 +207,8 @@ class OpenAIHTTPAdapter(GeneratorAdapter):
 
     def _redact(self, text: str) -> str:
         """Server messages may echo the request; never let the key through."""
-        key = self._api_key()
-        return text.replace(key, "[redacted]") if key else text
+        self._api_key()
+        return redact_text(text)
 
     def _body(self, prompt: str, params: GenerationParams) -> dict[str, Any]:
         settings = self._params
@@ -216,30 +239,9 @@ class OpenAIHTTPAdapter(GeneratorAdapter):
         url = self.endpoint
         settings = self._params
         try:
-            response = self._http().post(url, json=body, headers=self._headers())
-        except httpx.ConnectTimeout:
-            raise _Retryable(
-                "timeout",
-                f"connecting to {url} timed out after {settings.connect_timeout_s:g} s "
-                f"(connect_timeout_s)",
-            ) from None
-        except httpx.ReadTimeout:
-            raise _Retryable(
-                "timeout",
-                f"the server at {url} sent no answer within {settings.timeout_s:g} s "
-                f"(read timeout, timeout_s)",
-            ) from None
-        except httpx.WriteTimeout:
-            raise _Retryable(
-                "timeout",
-                f"sending the request to {url} took over {settings.timeout_s:g} s "
-                f"(write timeout, timeout_s)",
-            ) from None
-        except httpx.PoolTimeout:
-            raise _Retryable(
-                "timeout",
-                f"no free connection to {url} within {settings.timeout_s:g} s (pool timeout)",
-            ) from None
+            status, headers, raw = self._send(url, body)
+        except httpx.TimeoutException as exc:
+            raise self._timeout(exc, url) from None
         except httpx.ConnectError as exc:
             raise _Retryable(
                 "connect",
@@ -248,13 +250,14 @@ class OpenAIHTTPAdapter(GeneratorAdapter):
             ) from None
         except (httpx.RemoteProtocolError, httpx.ReadError, httpx.WriteError) as exc:
             raise _Retryable(
-                "protocol", f"the connection to {url} broke ({type(exc).__name__}: {exc})"
+                "protocol",
+                self._redact(f"the connection to {url} broke ({type(exc).__name__}: {exc})"),
             ) from None
         except httpx.HTTPError as exc:
-            raise AdapterError(f"request to {url} failed: {type(exc).__name__}: {exc}") from None
+            raise AdapterError(
+                self._redact(f"request to {url} failed: {type(exc).__name__}: {exc}")
+            ) from None
 
-        raw = response.content
-        status = response.status_code
         try:
             text = raw.decode("utf-8")
         except UnicodeDecodeError as exc:
@@ -266,7 +269,7 @@ class OpenAIHTTPAdapter(GeneratorAdapter):
             ) from None
         text = self._redact(text)
         if status in _RETRY_STATUS:
-            retry_after = _retry_after(response.headers.get("retry-after"))
+            retry_after = _retry_after(headers.get("retry-after"))
             label = "rate limited" if status == 429 else "server error"
             raise _Retryable(
                 "rate_limit" if status == 429 else "server",
@@ -299,6 +302,56 @@ class OpenAIHTTPAdapter(GeneratorAdapter):
             ) from None
         return self._extract(payload, text, url)
 
+    def _timeout(self, exc: Exception, url: str) -> _Retryable:
+        import httpx
+
+        settings = self._params
+        if _deadline_spent():
+            return _Retryable(
+                "deadline",
+                f"the call to {url} did not finish within {settings.deadline_s:g} s (deadline_s)",
+            )
+        if isinstance(exc, httpx.ConnectTimeout):
+            what = (
+                f"connecting to {url} timed out after {settings.connect_timeout_s:g} s "
+                "(connect_timeout_s)"
+            )
+        elif isinstance(exc, httpx.WriteTimeout):
+            what = (
+                f"sending the request to {url} took over {settings.timeout_s:g} s "
+                "(write timeout, timeout_s)"
+            )
+        elif isinstance(exc, httpx.PoolTimeout):
+            what = f"no free connection to {url} within {settings.timeout_s:g} s (pool timeout)"
+        else:
+            what = (
+                f"the server at {url} sent no answer within {settings.timeout_s:g} s "
+                "(read timeout, timeout_s)"
+            )
+        return _Retryable("timeout", what)
+
+    def _send(self, url: str, body: dict[str, Any]) -> tuple[int, Any, bytes]:
+        """POST ``body``; the status, headers and body, read up to ``max_response_bytes``."""
+        cap = self._params.max_response_bytes
+        with self._http().stream("POST", url, json=body, headers=self._headers()) as response:
+            declared = response.headers.get("content-length")
+            if declared is not None and declared.isdigit() and int(declared) > cap:
+                raise AdapterError(
+                    f"the answer from {url} is {int(declared):,} bytes, over "
+                    f"max_response_bytes ({cap:,}); raise it if the server is right."
+                )
+            chunks: list[bytes] = []
+            size = 0
+            for chunk in response.iter_raw():
+                size += len(chunk)
+                if size > cap:
+                    raise AdapterError(
+                        f"the answer from {url} exceeds max_response_bytes ({cap:,} bytes); "
+                        "raise it if the server is right."
+                    )
+                chunks.append(chunk)
+            return response.status_code, response.headers, b"".join(chunks)
+
     def _extract(self, payload: Any, text: str, url: str) -> str:
         chat = self._params.mode == "chat"
         path = "choices[0].message.content" if chat else "choices[0].text"
@@ -319,6 +372,17 @@ class OpenAIHTTPAdapter(GeneratorAdapter):
         total: int,
         stop: threading.Event,
     ) -> str:
+        with deadline(self._params.deadline_s):
+            return self._request_within_deadline(prompt, params, index, total, stop)
+
+    def _request_within_deadline(
+        self,
+        prompt: str,
+        params: GenerationParams,
+        index: int,
+        total: int,
+        stop: threading.Event,
+    ) -> str:
         settings = self._params
         body = self._body(prompt, params)
         attempts = settings.max_retries + 1
@@ -332,7 +396,7 @@ class OpenAIHTTPAdapter(GeneratorAdapter):
             except _Retryable as failure:
                 last = failure
                 kinds.append(failure.kind)
-                if attempt == attempts:
+                if attempt == attempts or failure.kind == "deadline" or _deadline_spent():
                     break
                 if failure.retry_after is not None:
                     wait_s = min(failure.retry_after, settings.backoff_max_s)
@@ -343,6 +407,9 @@ class OpenAIHTTPAdapter(GeneratorAdapter):
                     )
                     wait_s = random.uniform(0.0, ceiling)
                     why = "backoff"
+                left = remaining_s()
+                if left is not None and wait_s >= left:
+                    break  # waiting would pass the deadline
                 logger.warning(
                     "openai_http: prompt %d/%d, attempt %d/%d failed (%s); retrying in %.2f s (%s)",
                     index + 1,
@@ -356,7 +423,10 @@ class OpenAIHTTPAdapter(GeneratorAdapter):
                 if stop.wait(wait_s):
                     raise _Cancelled() from None
         assert last is not None
-        if all(kind == "rate_limit" for kind in kinds):
+        if last.kind == "deadline" or _deadline_spent():
+            advice = "raise deadline_s, or check why the server answers so slowly"
+            summary = f"did not finish within deadline_s ({settings.deadline_s:g} s)"
+        elif all(kind == "rate_limit" for kind in kinds):
             advice = "lower max_concurrency, raise max_retries or backoff_base_s, or check the server's rate limit"
             summary = f"rate limited (HTTP 429) on all {attempts} attempts"
         elif last.kind == "timeout":
@@ -370,8 +440,10 @@ class OpenAIHTTPAdapter(GeneratorAdapter):
             summary = f"failed on all {attempts} attempts"
         detail = last.detail if last.detail.endswith(("?", ".")) else f"{last.detail}."
         raise AdapterError(
-            f"openai_http: prompt {index + 1} of {total} {summary}; last: {detail} "
-            f"{advice[0].upper()}{advice[1:]}."
+            self._redact(
+                f"openai_http: prompt {index + 1} of {total} {summary}; last: {detail} "
+                f"{advice[0].upper()}{advice[1:]}."
+            )
         )
 
     # -- generate ---------------------------------------------------------------------------
@@ -410,6 +482,27 @@ class OpenAIHTTPAdapter(GeneratorAdapter):
                 assert exc is not None
                 raise exc
             return [future.result() for future in futures]
+
+
+def _deadline_spent() -> bool:
+    left = remaining_s()
+    return left is not None and left <= 0
+
+
+def _deadline_transport(httpx_module: Any, limits: Any) -> Any:
+    """An HTTP transport whose connections honour :func:`audit_sdk.deadlines.deadline`."""
+    import httpcore
+
+    transport = httpx_module.HTTPTransport(limits=limits)
+    pool = getattr(transport, "_pool", None)
+    if isinstance(pool, httpcore.ConnectionPool):
+        transport._pool = httpcore.ConnectionPool(
+            max_connections=limits.max_connections,
+            max_keepalive_connections=limits.max_keepalive_connections,
+            keepalive_expiry=limits.keepalive_expiry,
+            network_backend=DeadlineNetworkBackend(),  # type: ignore[arg-type]
+        )
+    return transport
 
 
 def _connect_reason(exc: Exception) -> str:

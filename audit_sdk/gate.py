@@ -5,7 +5,10 @@
 * ``0`` when nothing violates,
 * ``1`` when something violates (a rule with ``severity: warn`` is printed but never sets 1),
 * ``2`` when the report, the baseline or the policy cannot be read or is invalid
-  (:class:`~audit_sdk.errors.ReportReadError`, :class:`~audit_sdk.errors.PolicyError`).
+  (:class:`~audit_sdk.errors.ReportReadError`, :class:`~audit_sdk.errors.PolicyError`), or
+  the report does not match the manifest of its report set,
+* ``4`` when nothing was checked: the report has no finding, or only ``skipped`` ones
+  (``--allow-empty``: 0).
 
 Without a policy, a violation is any finding whose status is ``fail`` or ``error``.
 
@@ -60,11 +63,10 @@ from fnmatch import fnmatchcase
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from audit_sdk.config import validate_document
-from audit_sdk.errors import PolicyError
+from audit_sdk.config import load_yaml_document, read_document_text, validate_document
+from audit_sdk.errors import ExitCode, PolicyError, ReportReadError, terminal_safe
 from audit_sdk.report_model import Finding, Report, read_report
 from audit_sdk.thresholds import Statistic, Status, pick_statistic
 
@@ -204,23 +206,10 @@ def parse_policy(data: Any, *, source: str = "<policy>") -> GatePolicy:
 
 
 def load_policy(path: str | Path) -> GatePolicy:
-    """Read and validate a YAML (or JSON) gate policy file."""
+    """Read and validate a YAML (or JSON) gate policy file (size and YAML aliases bounded)."""
     path = Path(path)
-    try:
-        text = path.read_bytes().decode("utf-8")
-    except FileNotFoundError:
-        raise PolicyError(f"{path}: no such policy file.") from None
-    except UnicodeDecodeError as exc:
-        raise PolicyError(f"{path}: not UTF-8 text (byte {exc.start}).") from None
-    except OSError as exc:
-        raise PolicyError(f"{path}: cannot read the policy ({exc.strerror or exc}).") from None
-    try:
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f" (line {mark.line + 1}, column {mark.column + 1})" if mark else ""
-        problem = getattr(exc, "problem", None) or str(exc)
-        raise PolicyError(f"{path}: not valid YAML{where}: {problem}.") from None
+    text = read_document_text(path, error=PolicyError, what="policy")
+    data = load_yaml_document(text, source=str(path), error=PolicyError)
     return parse_policy(data, source=str(path))
 
 
@@ -257,14 +246,26 @@ class GateResult:
     warnings: list[Violation] = field(default_factory=list)
     checked: int = 0
     notes: list[str] = field(default_factory=list)
+    evaluated: int | None = None  # findings whose status is not skipped (None: not counted)
+    allow_empty: bool = False
+
+    @property
+    def nothing_checked(self) -> bool:
+        """No finding was evaluated: the report has none, or only skipped ones."""
+        return self.evaluated == 0
 
     @property
     def exit_code(self) -> int:
-        return 1 if self.violations else 0
+        """1 for a violation; 4 when nothing was checked (unless ``allow_empty``); else 0."""
+        if self.violations:
+            return int(ExitCode.VIOLATION)
+        if self.nothing_checked and not self.allow_empty:
+            return int(ExitCode.NOTHING_CHECKED)
+        return int(ExitCode.OK)
 
     @property
     def passed(self) -> bool:
-        return not self.violations
+        return self.exit_code == ExitCode.OK
 
     def add(self, violation: Violation) -> None:
         (self.violations if violation.severity == "fail" else self.warnings).append(violation)
@@ -273,6 +274,7 @@ class GateResult:
         return {
             "exit_code": self.exit_code,
             "checked": self.checked,
+            "evaluated": self.evaluated,
             "violations": [asdict(v) for v in self.violations],
             "warnings": [asdict(v) for v in self.warnings],
             "notes": list(self.notes),
@@ -572,12 +574,25 @@ def _check_baseline(
 
 
 def evaluate_gate(
-    report: Report, policy: GatePolicy | None = None, baseline: Report | None = None
+    report: Report,
+    policy: GatePolicy | None = None,
+    baseline: Report | None = None,
+    *,
+    allow_empty: bool = False,
 ) -> GateResult:
     """Check ``report`` against ``policy`` (default: fail on status fail or error) and,
-    given a ``baseline`` report, against regressions beyond the policy's tolerance."""
+    given a ``baseline`` report, against regressions beyond the policy's tolerance.
+
+    A report with no finding, or only ``skipped`` ones, checked nothing: its exit code is 4
+    ("nothing was checked"), not 0, unless ``allow_empty``."""
     policy = policy or GatePolicy()
-    result = GateResult()
+    evaluated = sum(1 for f in report.findings if f.status != "skipped")
+    result = GateResult(evaluated=evaluated, allow_empty=allow_empty)
+    if evaluated == 0:
+        result.notes.append(
+            f"nothing was checked: the report has {len(report.findings)} finding(s) and none "
+            "was evaluated (all skipped, or none at all)."
+        )
     _check_statuses(report, policy, result)
     for rule in policy.rules:
         _check_rule(report, rule, result)
@@ -591,12 +606,23 @@ def gate_report_files(
     *,
     policy_path: str | Path | None = None,
     baseline_path: str | Path | None = None,
+    require_manifest: bool = False,
+    allow_empty: bool = False,
 ) -> GateResult:
-    """Read the files (errors: :class:`ReportReadError`, :class:`PolicyError`) and gate."""
+    """Read the files (errors: :class:`ReportReadError`, :class:`PolicyError`) and gate.
+
+    The report must belong to a published report set: when its folder has a manifest
+    (``audit-manifest.json``) the report must match it; without one, it is an error when
+    ``require_manifest`` (the command line's default)."""
+    from audit_sdk.report_writing import verify_manifest
+
     policy = load_policy(policy_path) if policy_path is not None else None
     report = read_report(report_path)
+    problem = verify_manifest(report_path)
+    if problem is not None and (require_manifest or problem.kind != "missing"):
+        raise ReportReadError(problem.message)
     baseline = read_report(baseline_path) if baseline_path is not None else None
-    return evaluate_gate(report, policy, baseline)
+    return evaluate_gate(report, policy, baseline, allow_empty=allow_empty)
 
 
 # -- output -------------------------------------------------------------------------------------
@@ -622,20 +648,28 @@ def render_gate_table(result: GateResult, console: Console) -> None:
             )
             table.add_row(
                 severity,
-                Text(v.label),
-                Text(v.rule),
+                Text(terminal_safe(v.label)),
+                Text(terminal_safe(v.rule)),
                 Text("" if v.statistic == "status" else _fmt(v.value)),
                 Text("" if v.statistic == "status" else _fmt(v.limit)),
-                Text(v.reason),
+                Text(terminal_safe(v.reason)),
             )
         console.print(table)
     for note in result.notes:
-        console.print(Text(f"note: {note}", style="dim"))
+        console.print(Text(terminal_safe(f"note: {note}"), style="dim"))
     counts = (
         f"{len(result.violations)} violation(s), {len(result.warnings)} warning(s), "
         f"{result.checked} check(s)"
     )
-    if result.passed:
-        console.print(Text.assemble(("GATE PASSED", "bold green"), f": {counts}."))
-    else:
+    if result.violations:
         console.print(Text.assemble(("GATE FAILED", "bold red"), f": {counts}; exit code 1."))
+    elif result.nothing_checked and not result.allow_empty:
+        console.print(
+            Text.assemble(
+                ("NOTHING CHECKED", "bold yellow"),
+                f": {counts}; no finding was evaluated, exit code {ExitCode.NOTHING_CHECKED} "
+                "(--allow-empty accepts this).",
+            )
+        )
+    else:
+        console.print(Text.assemble(("GATE PASSED", "bold green"), f": {counts}."))

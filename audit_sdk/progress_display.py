@@ -84,8 +84,22 @@ class ProgressDisplay:
             self._progress.update(task, completed=current.total or total)
 
     def note(self, message: str) -> None:
-        if not self.quiet:
-            self.console.print(message)
+        """Print a note (rich markup allowed); a message whose data is not valid markup, such
+        as a ``[/bold]`` in a file name, is printed as plain text instead of crashing."""
+        if self.quiet:
+            return
+        from rich.errors import MarkupError
+        from rich.text import Text
+
+        from audit_sdk.errors import terminal_safe
+        from audit_sdk.redaction import redact_text
+
+        safe = terminal_safe(redact_text(message))
+        try:
+            text = Text.from_markup(safe)
+        except MarkupError:
+            text = Text(safe)
+        self.console.print(text)
 
 
 def make_progress(quiet: bool) -> ProgressDisplay:

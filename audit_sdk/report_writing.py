@@ -45,6 +45,7 @@ from audit_sdk.atomic_io import TEMP_SUFFIX, write_new_file
 from audit_sdk.interfaces import Reporter
 from audit_sdk.redaction import redact_data, redact_text
 from audit_sdk.report_model import Finding, Report
+from audit_sdk.thresholds import unmatched_threshold_keys
 
 try:
     import fcntl
@@ -221,12 +222,38 @@ def _safe_finding(finding: Finding, notes: list[str]) -> Finding:
     return finding.model_copy(update={"details": details, "warnings": warnings})
 
 
+def threshold_notes(report: Report) -> list[str]:
+    """A note for each configured threshold key that matched no metric of its detector."""
+    detectors = report.provenance.config.get("detectors")
+    if not isinstance(detectors, list):
+        return []
+    notes = []
+    for i, entry in enumerate(detectors):
+        if not isinstance(entry, dict) or not entry.get("thresholds"):
+            continue
+        name = entry.get("name")
+        found = [f for f in report.findings if f.detector == name]
+        if not found or all(
+            f.status in ("error", "skipped") and f.metric == "(all)" for f in found
+        ):
+            continue  # the detector did not run: its metrics are unknown
+        metrics = sorted({f.metric for f in found})
+        for key in unmatched_threshold_keys(entry["thresholds"], metrics):
+            shown = ", ".join(metrics[:8]) + (", ..." if len(metrics) > 8 else "")
+            notes.append(
+                f"detectors[{i}] ({name}): threshold key {key!r} matches no metric this "
+                f"detector reported, so it was not applied; check its spelling (metrics: {shown})"
+            )
+    return notes
+
+
 def prepare_report(report: Report) -> tuple[Report, list[str]]:
-    """``report`` with JSON-safe finding details and every string redacted, and the list of
-    details that had to be converted to text."""
+    """``report`` with JSON-safe finding details and every string redacted, notes for
+    threshold keys that matched nothing, and the list of details converted to text."""
     notes: list[str] = []
     findings = [_safe_finding(f, notes) for f in report.findings]
-    safe = report.model_copy(update={"findings": findings})
+    extra = [n for n in threshold_notes(report) if n not in report.notes]
+    safe = report.model_copy(update={"findings": findings, "notes": [*report.notes, *extra]})
     data = redact_data(safe.model_dump(mode="json"))
     return Report.model_validate(data), notes
 

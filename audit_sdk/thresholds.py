@@ -12,11 +12,20 @@ team says what evidence it wants:
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+from fnmatch import fnmatchcase
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, model_validator
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-__all__ = ["Statistic", "Status", "Threshold", "evaluate_threshold", "pick_statistic"]
+__all__ = [
+    "Statistic",
+    "Status",
+    "Threshold",
+    "evaluate_threshold",
+    "pick_statistic",
+    "unmatched_threshold_keys",
+]
 
 Status = Literal["pass", "warn", "fail", "error", "skipped"]
 Statistic = Literal["estimate", "ci_low", "ci_high"]
@@ -28,10 +37,11 @@ class Threshold(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     statistic: Statistic = "estimate"
-    warn_above: float | None = None
-    fail_above: float | None = None
-    warn_below: float | None = None
-    fail_below: float | None = None
+    # NaN would make every comparison false (every threshold passes); infinity means no limit.
+    warn_above: float | None = Field(default=None, allow_inf_nan=False)
+    fail_above: float | None = Field(default=None, allow_inf_nan=False)
+    warn_below: float | None = Field(default=None, allow_inf_nan=False)
+    fail_below: float | None = Field(default=None, allow_inf_nan=False)
 
     @model_validator(mode="after")
     def _at_least_one_limit(self) -> Threshold:
@@ -91,3 +101,11 @@ def evaluate_threshold(
     ):
         return "warn"
     return "pass"
+
+
+def unmatched_threshold_keys(keys: Iterable[str], metrics: Iterable[str]) -> list[str]:
+    """The threshold keys (exact metric names or shell-style patterns, as
+    :meth:`Detector.threshold_for` reads them) that match none of ``metrics``: a misspelt key
+    would otherwise be ignored in silence."""
+    names = set(metrics)
+    return [key for key in keys if key not in names and not any(fnmatchcase(m, key) for m in names)]

@@ -11,19 +11,29 @@ first, so intervals do not treat one user's windows as independent people.
 * ``<metric>:min_max_ratio`` by user group (recalls; higher is better): worst/best group ratio
   with simultaneous bounds, as in ``group_fairness``; fails like it (four-fifths rule).
 * ``hallucination_rate:group_gap`` by user group: highest minus lowest group.
+* ``<metric>:difference`` by model (several generators): each generator minus the subject's
+  (or, when the subject is not among them, the first in name order), paired by user, with a
+  bootstrap CI over the users both profiled.
+
+With several generators the per-window and per-group findings are computed for each
+(``<metric>[<generator>]``) and every headline names its generator; nothing is pooled. A metric
+column that is not numeric, or has no value at all (e.g. ``hallucination_rate`` when no
+profile names a catalog artist), gives a ``skipped`` finding with the reason; the other
+metrics are still measured.
 """
 
 from __future__ import annotations
 
 from typing import Any, ClassVar, Literal
 
+import numpy as np
 import pandas as pd
 from pydantic import Field
 
 from audit_sdk.finding_builders import group_disparity_finding
 from audit_sdk.hookspecs import hookimpl
 from audit_sdk.interfaces import AuditContext, Detector, PluginParams
-from audit_sdk.interfaces.detector import Requirement
+from audit_sdk.interfaces.requirements import Needs, Requirement
 from audit_sdk.report_model import Finding, GroupEstimate
 from audit_sdk.stats.bootstrap import mean_ci
 from audit_sdk.thresholds import Threshold, evaluate_threshold
@@ -39,15 +49,19 @@ REFERENCE = (
 
 class ProfileFidelityParams(PluginParams):
     metrics: list[str] = Field(
-        default_factory=lambda: ["artist_recall", "genre_recall", "hallucination_rate"]
+        default_factory=lambda: ["artist_recall", "genre_recall", "hallucination_rate"],
+        description="numeric columns of the profiles to compare (the fidelity metrics, or "
+        "any logged number such as 'rating')",
     )
-    group_by: list[str] | None = None
+    group_by: list[str] | None = Field(
+        None, description="user attributes to compare groups on (default: the audit's groups)"
+    )
 
 
 class ProfileFidelityDetector(Detector):
     name = "profile_fidelity"
     description = "How faithfully generated taste profiles reflect listening, and for whom."
-    requires: ClassVar[frozenset[Requirement]] = frozenset({"profiles"})
+    requires: ClassVar[frozenset[Requirement]] = frozenset({Needs.PROFILES})
     Params = ProfileFidelityParams
     default_thresholds: ClassVar[dict[str, Threshold]] = {
         "*_recall:min_max_ratio": Threshold(statistic="ci_high", fail_below=0.8, warn_below=0.9),
@@ -59,21 +73,29 @@ class ProfileFidelityDetector(Detector):
         profiles = context.subject.profiles
         assert profiles is not None
         profiles = profiles[profiles["error"].isna()] if "error" in profiles else profiles
-        subject_model = context.subject.name
-        models = list(dict.fromkeys(profiles["model"]))
-        if subject_model not in models and models:
-            subject_model = models[0]
+        models = sorted(profiles["model"].dropna().astype(str).unique())
+        profiles = profiles.assign(model=profiles["model"].astype(str))
+        reference = context.subject.name if context.subject.name in models else None
         findings = []
         for metric in params.metrics:
-            if metric not in profiles.columns:
-                findings.append(self._skipped(metric, f"the profiles carry no {metric!r} column"))
+            values, problem = _numeric(profiles, metric)
+            if problem is not None:
+                findings.append(self._skipped(metric, problem))
                 continue
-            findings.append(self._by_model(context, profiles, metric, models, subject_model))
-            own = profiles[profiles["model"] == subject_model]
-            findings.append(self._by_window(context, own, metric, subject_model))
-            per_user = own.groupby("user_id")[metric].mean()
-            for attribute in params.group_by or context.group_columns:
-                findings.append(self._by_group(context, per_user, metric, attribute, subject_model))
+            frame = profiles.assign(**{metric: values})
+            findings.append(self._by_model(context, frame, metric, models, reference))
+            if len(models) > 1:
+                findings.append(
+                    self._differences(context, frame, metric, models, reference or models[0])
+                )
+            for model in models:
+                own = frame[frame["model"] == model]
+                tag = None if len(models) == 1 else model
+                findings.append(_tagged(self._by_window(context, own, metric, model), tag))
+                per_user = own.groupby("user_id")[metric].mean()
+                for attribute in params.group_by or context.group_columns:
+                    finding = self._by_group(context, per_user, metric, attribute, model)
+                    findings.append(_tagged(finding, tag))
         return findings
 
     def _interval_row(
@@ -135,21 +157,75 @@ class ProfileFidelityDetector(Detector):
         profiles: pd.DataFrame,
         metric: str,
         models: list[str],
-        subject_model: str,
+        reference: str | None,
     ) -> Finding:
         rows = []
         for model in models:
             per_user = profiles[profiles["model"] == model].groupby("user_id")[metric].mean()
             rows.append(self._interval_row(context, per_user.dropna(), model, f"{metric}:{model}"))
-        own = next((r for r in rows if r.group == subject_model), None)
-        summary = ", ".join(f"{r.group} {r.estimate:.3g}" for r in rows if r.estimate is not None)
-        return self._finding(
+        rated = [r for r in rows if r.estimate is not None]
+        if reference is not None or len(rated) <= 1:
+            own = next((r for r in rows if r.group == reference), rated[0] if rated else None)
+            why = ""
+        else:
+            # the subject is not among the logged generators: the headline is the worst one
+            worse = min if metric in RECALLS else max
+            own = worse(rated, key=lambda r: r.estimate if r.estimate is not None else 0.0)
+            why = f" (the subject {context.subject.name!r} is not in the log: worst shown)"
+        summary = ", ".join(f"{r.group} {r.estimate:.3g}" for r in rated)
+        head = f"generator {own.group}: " if own is not None and len(models) > 1 else ""
+        finding = self._finding(
             context,
             metric,
             "model",
             rows,
             own,
-            f"mean {metric} of profiles per user: {summary or 'no values'}",
+            f"{head}mean {metric} of profiles per user{why}: {summary or 'no values'}",
+        )
+        if own is not None:
+            finding.details["generator"] = own.group
+        return finding
+
+    def _differences(
+        self,
+        context: AuditContext,
+        profiles: pd.DataFrame,
+        metric: str,
+        models: list[str],
+        reference: str,
+    ) -> Finding:
+        """Each generator minus the reference, paired by user (users profiled by both)."""
+        per_user = profiles.pivot_table(
+            index="user_id", columns="model", values=metric, aggfunc="mean"
+        )
+        rows = []
+        for model in models:
+            if model == reference:
+                continue
+            diff = (per_user[model] - per_user[reference]).dropna()
+            rows.append(
+                self._interval_row(context, diff, f"{model} - {reference}", f"{metric}:d:{model}")
+            )
+        shown = [r for r in rows if r.estimate is not None]
+        text = ", ".join(
+            f"{r.group} {r.estimate:+.3g} [{r.ci_low:.3g}, {r.ci_high:.3g}]" for r in shown
+        )
+        return Finding(
+            detector=self.name,
+            metric=f"{metric}:difference",
+            group_by="model",
+            subject=context.subject.name,
+            confidence=context.bootstrap.confidence,
+            ci_method="bootstrap-BCa over users, paired",
+            n=int(per_user[reference].notna().sum()),
+            groups=rows,
+            status="pass" if shown else "skipped",
+            explanation=f"{metric} of each generator minus {reference}'s, same users: "
+            + (text or "no users profiled by both"),
+            warnings=[f"{r.group}: {r.warning}" for r in rows if r.warning],
+            chart="forest",
+            reference=REFERENCE,
+            details={"reference_generator": reference},
         )
 
     def _by_window(
@@ -197,6 +273,41 @@ class ProfileFidelityDetector(Detector):
 
     def _skipped(self, metric: str, reason: str) -> Finding:
         return Finding(detector=self.name, metric=metric, status="skipped", explanation=reason)
+
+
+def _numeric(profiles: pd.DataFrame, metric: str) -> tuple[pd.Series, str | None]:
+    """The metric column as floats, or the reason it cannot be compared."""
+    if metric not in profiles.columns:
+        return pd.Series(dtype=float), f"the profiles carry no {metric!r} column"
+    raw = profiles[metric]
+    values = pd.to_numeric(raw, errors="coerce").astype(float)
+    present = raw.notna() & (raw.astype(str).str.strip() != "")
+    bad = present & values.isna()
+    if bool(bad.any()):
+        first = raw[bad].iloc[0]
+        return values, (
+            f"column {metric!r} of the profiles is not numeric ({int(bad.sum())} values such "
+            f"as {first!r}); declare it numeric or drop it from params.metrics"
+        )
+    if not bool(np.isfinite(values.to_numpy()).any()):
+        why = (
+            "no profile names a catalog artist, so the rate is undefined"
+            if metric == "hallucination_rate"
+            else "no profile has a value"
+        )
+        return values, f"{metric} skipped: {why}"
+    return values, None
+
+
+def _tagged(finding: Finding, generator: str | None) -> Finding:
+    """One generator's copy of a finding: ``<metric>[<generator>]``, the generator in details
+    (the threshold was chosen by the untagged name)."""
+    if generator is None:
+        return finding
+    details = {**finding.details, "generator": generator}
+    return finding.model_copy(
+        update={"metric": f"{finding.metric}[{generator}]", "details": details}
+    )
 
 
 @hookimpl

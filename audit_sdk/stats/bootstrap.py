@@ -1,11 +1,23 @@
 """Bootstrap confidence intervals for means, and for group disparities.
 
-Means use scipy's BCa bootstrap (Efron 1987), falling back to the percentile method where BCa
-is undefined (a constant sample).
+Resamples are Poisson(1) weights over users, drawn in memory-bounded blocks
+(:mod:`audit_sdk.stats.resampling_weights`): one set of draws gives every group's mean at once,
+in time linear in users x resamples and memory independent of the number of resamples.
+
+Means get BCa intervals (Efron, JASA 1987, Eqs. 2.3 and 6.6): with z0 = Phi^-1(#{m* < m} / B)
+the bias correction and, for the mean, the closed-form jackknife acceleration
+
+    a = sum_i (x_i - m)^3 / (6 (sum_i (x_i - m)^2)^(3/2)),
+
+the interval is the bootstrap quantiles at Phi(z0 + (z0 + z_q) / (1 - a (z0 + z_q))) for
+q = alpha/2 and 1 - alpha/2 (scipy's ``stats.bootstrap(method="BCa")`` computes the same from
+an n x n jackknife; it is the reference in the tests). Where BCa is undefined (every resample
+on one side of the estimate) the interval falls back to the percentile method.
 
 Group disparities (worst-to-best ratio, best-minus-worst difference) get intervals from
-*simultaneous* confidence bands for all group means: a stratified max-|t| bootstrap (users
-resampled within each group; Romano & Wolf 2005, Sec. 3; Davison & Hinkley 1997, Sec. 4.2.5)
+*simultaneous* confidence bands for all group means: a max-|t| bootstrap, each group's mean
+resampled from its own users' weights (Romano & Wolf 2005, Sec. 3; Davison & Hinkley 1997,
+Sec. 4.2.5)
 gives a critical value c such that every group mean lies in m_g +- c se_g at once with the
 stated confidence. Then, since min mu <= U_h and max mu >= L_h for every group h,
 
@@ -21,15 +33,24 @@ about a quarter of the time. Point estimates are the plug-in values, the same as
 
 from __future__ import annotations
 
-import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Literal
 
 import numpy as np
-from scipy import stats
+from scipy import special
 
-__all__ = ["Disparity", "Interval", "disparity_ci", "mean_ci", "statistic_ci"]
+from audit_sdk.stats.resampling_weights import group_mean_replicates
+
+__all__ = [
+    "Disparity",
+    "Interval",
+    "bca_mean_interval",
+    "disparity_ci",
+    "disparity_from_replicates",
+    "mean_ci",
+    "statistic_ci",
+]
 
 
 @dataclass(frozen=True)
@@ -48,39 +69,41 @@ def mean_ci(
     n_resamples: int = 1000,
     rng: np.random.Generator,
 ) -> Interval:
-    """Mean of ``values`` with a bootstrap CI (BCa; percentile for degenerate samples)."""
+    """Mean of ``values`` with a bootstrap CI (BCa; percentile where BCa is undefined)."""
     x = np.asarray(values, dtype=float)
     x = x[np.isfinite(x)]
+    if len(x) < 2 or np.ptp(x) == 0:
+        return bca_mean_interval(x, np.empty(0), confidence=confidence)
+    replicates = group_mean_replicates(
+        x, np.zeros(len(x), dtype=np.intp), 1, n_resamples=n_resamples, rng=rng
+    )
+    return bca_mean_interval(x, replicates[:, 0], confidence=confidence)
+
+
+def bca_mean_interval(
+    values: np.ndarray, replicates: np.ndarray, *, confidence: float = 0.95
+) -> Interval:
+    """BCa interval for the mean of ``values`` (finite) from bootstrap ``replicates`` of it
+    (Efron 1987; see the module docstring)."""
+    x = np.asarray(values, dtype=float)
     n = len(x)
     if n == 0:
         return Interval(float("nan"), float("nan"), float("nan"), 0, "none")
     est = float(x.mean())
     if n == 1 or np.ptp(x) == 0:
         return Interval(est, est, est, n, "degenerate")
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        try:
-            res = stats.bootstrap(
-                (x,),
-                np.mean,
-                confidence_level=confidence,
-                n_resamples=n_resamples,
-                method="BCa",
-                vectorized=True,
-                random_state=rng,
-            )
-            low, high = float(res.confidence_interval.low), float(res.confidence_interval.high)
-            method = "bootstrap-BCa"
-        except Exception:
-            low, high = float("nan"), float("nan")
-            method = "bootstrap-BCa"
-    if not (np.isfinite(low) and np.isfinite(high)):
-        idx = rng.integers(0, n, size=(n_resamples, n))
-        means = x[idx].mean(axis=1)
-        alpha = (1 - confidence) / 2
-        low, high = (float(v) for v in np.quantile(means, [alpha, 1 - alpha]))
-        method = "bootstrap-percentile"
-    return Interval(est, low, high, n, method)
+    reps = replicates[np.isfinite(replicates)]
+    alpha = (1 - confidence) / 2
+    z0 = special.ndtri(np.mean(reps < est))
+    d = x - est
+    accel = float((d**3).sum() / (6.0 * (d**2).sum() ** 1.5))
+    if np.isfinite(z0):
+        z = z0 + special.ndtri(np.array([alpha, 1 - alpha]))
+        levels = special.ndtr(z0 + z / (1 - accel * z))
+        low, high = (float(v) for v in np.quantile(reps, levels))
+        return Interval(est, low, high, n, "bootstrap-BCa")
+    low, high = (float(v) for v in np.quantile(reps, [alpha, 1 - alpha]))
+    return Interval(est, low, high, n, "bootstrap-percentile")
 
 
 def statistic_ci(
@@ -128,14 +151,27 @@ def disparity_ci(
     if len(names) < 2:
         raise ValueError("a disparity needs at least two groups")
     arrays = [np.asarray(groups[g], dtype=float) for g in names]
+    values = np.concatenate(arrays)
+    codes = np.repeat(np.arange(len(arrays)), [len(a) for a in arrays])
+    replicates = group_mean_replicates(values, codes, len(arrays), n_resamples=n_resamples, rng=rng)
+    return disparity_from_replicates(names, arrays, replicates, confidence=confidence)
+
+
+def disparity_from_replicates(
+    names: list[str],
+    arrays: list[np.ndarray],
+    replicates: np.ndarray,
+    *,
+    confidence: float = 0.95,
+) -> Disparity:
+    """:func:`disparity_ci` from bootstrap ``replicates`` of the group means, one column per
+    group of ``names``/``arrays``."""
     means = np.array([a.mean() for a in arrays])
     ses = np.array([a.std(ddof=1) / np.sqrt(len(a)) if len(a) > 1 else 0.0 for a in arrays])
-    t_max = np.zeros(n_resamples)
-    for j, a in enumerate(arrays):
-        if ses[j] == 0:
-            continue
-        idx = rng.integers(0, len(a), size=(n_resamples, len(a)))
-        t_max = np.maximum(t_max, np.abs(a[idx].mean(axis=1) - means[j]) / ses[j])
+    spread = ses > 0
+    with np.errstate(invalid="ignore", divide="ignore"):
+        t = np.abs(replicates[:, spread] - means[spread]) / ses[spread]
+    t_max = np.max(t, axis=1, initial=0.0, where=np.isfinite(t))
     c = float(np.quantile(t_max, confidence))
     upper, lower = means + c * ses, means - c * ses
     worst, best = int(np.argmin(means)), int(np.argmax(means))

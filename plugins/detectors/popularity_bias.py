@@ -34,6 +34,7 @@ from audit_sdk.interfaces import AuditContext, Detector, PluginParams, SubjectOu
 from audit_sdk.interfaces.detector import Requirement
 from audit_sdk.report_model import Finding, GroupEstimate
 from audit_sdk.stats.bootstrap import Interval, statistic_ci
+from audit_sdk.stats.resampling_weights import poisson_weight_blocks
 from audit_sdk.thresholds import Threshold
 
 __all__ = ["PopularityBiasDetector", "gini", "user_popularity_metrics"]
@@ -76,73 +77,94 @@ def user_popularity_metrics(
     head_share: float,
     alpha: float,
 ) -> pd.DataFrame:
-    """One row per audited user with the four per-user metrics."""
+    """One row per audited user with the four per-user metrics (``calibration_kl`` NaN when
+    the catalog has no genres). One pass over the top-k lists and one over the training
+    interactions, on integer codes; memory linear in users + items + interactions."""
     users = context.user_table.index
-    popularity = context.item_popularity
-    recs = recommendations[recommendations["rank"] <= context.k]
-    recs = recs[recs["user_id"].isin(users)]
+    items = context.dataset.catalog.frame.index
+    popularity = context.item_popularity.reindex(items, fill_value=0.0).to_numpy(dtype=float)
+    n_users, n_items = len(users), len(items)
+
+    recs = recommendations[recommendations["rank"].to_numpy() <= context.k]
+    rec_user = users.get_indexer(recs["user_id"])
+    rec_item = items.get_indexer(recs["item_id"])
+    on = rec_user >= 0
+    rec_user, rec_item = rec_user[on], rec_item[on]
+    # Items outside the catalog have popularity 0 and count as long tail.
+    head = np.zeros(n_items + 1, dtype=bool)
+    order = np.argsort(-popularity, kind="stable")
+    head[order[: max(1, round(head_share * n_items))]] = True
+    pop_ext = np.append(popularity, 0.0)
+    n_recs = np.bincount(rec_user, minlength=n_users).astype(float)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        arp = np.bincount(rec_user, weights=pop_ext[rec_item], minlength=n_users) / n_recs
+        aplt = np.bincount(rec_user, weights=~head[rec_item], minlength=n_users) / n_recs
+
     train = context.train.interactions.frame
-    train = train[train["user_id"].isin(users)]
-
-    ranked = popularity.sort_values(ascending=False, kind="mergesort")
-    head_items = ranked.index[: max(1, round(head_share * len(ranked)))]
-    in_tail = ~recs["item_id"].isin(head_items)
-
-    rec_pop = recs["item_id"].map(popularity).fillna(0.0)
-    arp = rec_pop.groupby(recs["user_id"]).mean()
-    aplt = in_tail.groupby(recs["user_id"]).mean()
-    hist_items = train[["user_id", "item_id"]].drop_duplicates()
-    hist_arp = (
-        hist_items["item_id"].map(popularity).fillna(0.0).groupby(hist_items["user_id"]).mean()
+    hist_user = users.get_indexer(train["user_id"])
+    hist_item = items.get_indexer(train["item_id"])
+    known = hist_user >= 0
+    # Distinct (user, item) pairs of the history, unknown items in an extra column.
+    history = sparse.csr_matrix(
+        (
+            np.ones(int(known.sum())),
+            (hist_user[known], np.where(hist_item < 0, n_items, hist_item)[known]),
+        ),
+        shape=(n_users, n_items + 1),
     )
-    lift = (arp - hist_arp) / hist_arp.replace(0.0, np.nan)
+    history.data[:] = 1.0
+    with np.errstate(invalid="ignore", divide="ignore"):
+        hist_arp = (history @ pop_ext) / np.diff(history.indptr)
+        lift = (arp - hist_arp) / np.where(hist_arp == 0, np.nan, hist_arp)
 
-    genres = context.dataset.catalog.genre_matrix()
-    kl = pd.Series(np.nan, index=users)
-    if genres.shape[1] > 0:
-        kl = _calibration_kl(recs, train, genres, users, alpha)
+    kl = np.full(n_users, np.nan)
+    if _has_genres(context):
+        plays = train["plays"].to_numpy(dtype=float)[known]
+        kl = _calibration_kl(
+            (hist_user[known], hist_item[known], plays),
+            (rec_user, rec_item, np.ones(len(rec_user))),
+            context.dataset.catalog.genre_matrix(),
+            n_users,
+            alpha,
+        )
     out = pd.DataFrame(
-        {
-            "arp": arp.reindex(users),
-            "aplt": aplt.reindex(users).astype(float),
-            "popularity_lift": lift.reindex(users),
-            "calibration_kl": kl.reindex(users),
-        }
+        {"arp": arp, "aplt": aplt, "popularity_lift": lift, "calibration_kl": kl}, index=users
     )
     out.index.name = "user_id"
     return out
 
 
+def _has_genres(context: AuditContext) -> bool:
+    frame = context.dataset.catalog.frame
+    return "genres" in frame.columns and bool(frame["genres"].explode().notna().any())
+
+
+Triples = tuple[np.ndarray, np.ndarray, np.ndarray]  # user codes, item codes (-1: unknown), weight
+
+
 def _calibration_kl(
-    recs: pd.DataFrame,
-    train: pd.DataFrame,
-    genres: pd.DataFrame,
-    users: pd.Index,
-    alpha: float,
-) -> pd.Series:
-    """Steck (2018), Eq. 5: KL(p || (1-alpha) q + alpha p), per user."""
-    item_index = genres.index
+    history: Triples, lists: Triples, genres: pd.DataFrame, n_users: int, alpha: float
+) -> np.ndarray:
+    """Steck (2018), Eq. 5: KL(p || (1-alpha) q + alpha p), per user; users x genres dense
+    (genres are few), users x items sparse."""
     g = sparse.csr_matrix(genres.to_numpy())
 
-    def distribution(frame: pd.DataFrame, weight: np.ndarray) -> np.ndarray:
-        rows = users.get_indexer(frame["user_id"])
-        cols = item_index.get_indexer(frame["item_id"])
-        ok = (rows >= 0) & (cols >= 0)
-        m = sparse.csr_matrix(
-            (weight[ok], (rows[ok], cols[ok])), shape=(len(users), len(item_index))
-        )
+    def distribution(triples: Triples) -> np.ndarray:
+        rows, cols, weight = triples
+        ok = cols >= 0
+        m = sparse.csr_matrix((weight[ok], (rows[ok], cols[ok])), shape=(n_users, g.shape[0]))
         dist = np.asarray((m @ g).todense())
         totals = dist.sum(axis=1, keepdims=True)
         return np.divide(dist, totals, out=np.zeros_like(dist), where=totals > 0)
 
-    p = distribution(train, train["plays"].to_numpy(dtype=float))
-    q = distribution(recs, np.ones(len(recs)))
+    p = distribution(history)
+    q = distribution(lists)
     q_tilde = (1 - alpha) * q + alpha * p
     with np.errstate(divide="ignore", invalid="ignore"):
         terms = np.where(p > 0, p * np.log(p / q_tilde), 0.0)
     kl = terms.sum(axis=1)
     has_both = (p.sum(axis=1) > 0) & (q.sum(axis=1) > 0)
-    return pd.Series(np.where(has_both, kl, np.nan), index=users)
+    return np.where(has_both, kl, np.nan)
 
 
 def _most_exposed(exposed: pd.Series, context: AuditContext, top: int = 10) -> list[dict[str, Any]]:
@@ -188,12 +210,32 @@ class PopularityBiasDetector(Detector):
                 alpha=params.calibration_alpha,
             )
         subject_metrics = per_model[context.subject.name]
-        findings = [self._overall(context, metric, per_model) for metric in PER_USER_METRICS]
+        # Calibration needs item genres; without them it is skipped, the rest still runs.
+        no_genres = None if _has_genres(context) else "the catalog has no item genres"
+        findings = [
+            self._skipped(metric, None, no_genres)
+            if metric == "calibration_kl" and no_genres
+            else self._overall(context, metric, per_model)
+            for metric in PER_USER_METRICS
+        ]
         findings.append(self._gini(context, models))
         for metric in params.group_metrics:
             for attribute in params.group_by or context.group_columns:
-                findings.append(self._by_group(context, metric, attribute, subject_metrics))
+                if metric == "calibration_kl" and no_genres:
+                    findings.append(self._skipped(f"{metric}:group_gap", attribute, no_genres))
+                else:
+                    findings.append(self._by_group(context, metric, attribute, subject_metrics))
         return findings
+
+    def _skipped(self, metric: str, attribute: str | None, reason: str) -> Finding:
+        return Finding(
+            detector=self.name,
+            metric=metric,
+            group_by=attribute,
+            status="skipped",
+            explanation=f"{metric} skipped: {reason} (calibration compares genre distributions; "
+            "add a 'genres' column to the catalog to audit it)",
+        )
 
     def _overall(
         self, context: AuditContext, metric: str, per_model: dict[str, pd.DataFrame]
@@ -277,28 +319,33 @@ class PopularityBiasDetector(Detector):
     ) -> tuple[Interval, float, float, pd.Series]:
         users = context.user_table.index
         items = context.dataset.catalog.frame.index
-        recs = recommendations[
-            (recommendations["rank"] <= context.k) & recommendations["user_id"].isin(users)
-        ]
+        recs = recommendations[recommendations["rank"].to_numpy() <= context.k]
         rows_idx = users.get_indexer(recs["user_id"])
         cols = items.get_indexer(recs["item_id"])
-        ok = cols >= 0
+        ok = (cols >= 0) & (rows_idx >= 0)
         # Users x exposed items; items never recommended enter the Gini as zeros.
-        exposed_cols, col_idx = np.unique(cols[ok], return_inverse=True)
+        per_item = np.bincount(cols[ok], minlength=len(items))
+        exposed_cols = np.flatnonzero(per_item)
+        position = np.cumsum(per_item > 0) - 1
         exposure = sparse.csr_matrix(
-            (np.ones(int(ok.sum())), (rows_idx[ok], col_idx)),
+            (np.ones(int(ok.sum()), dtype=np.float32), (rows_idx[ok], position[cols[ok]])),
             shape=(len(users), len(exposed_cols)),
         )
         n_zeros = len(items) - len(exposed_cols)
-        counts = np.asarray(exposure.sum(axis=0)).ravel()
+        counts = per_item[exposed_cols].astype(float)
         plug_in = float(gini(counts, n_zeros=n_zeros))
         # Resampling users can only hide items, so resampled Ginis run high: a bias the
         # bootstrap measures and removes (Efron & Tibshirani 1993, Eq. 10.7), with the basic
-        # interval around the corrected value.
+        # interval around the corrected value. Users get Poisson(1) weights, drawn in blocks.
         rng = context.rng(f"{self.name}:gini:{label}")
         n_boot = min(context.bootstrap.n_resamples, 400)
-        weights = rng.multinomial(len(users), np.full(len(users), 1 / len(users)), size=n_boot)
-        boot = gini(np.asarray((sparse.csr_matrix(weights) @ exposure).todense()), n_zeros=n_zeros)
+        by_item = exposure.T.tocsr()
+        boot = np.concatenate(
+            [
+                gini((by_item @ np.ascontiguousarray(weights.T)).T, n_zeros=n_zeros)
+                for weights in poisson_weight_blocks(len(users), n_boot, rng)
+            ]
+        )
         bias = float(boot.mean() - plug_in)
         interval = statistic_ci(
             boot,

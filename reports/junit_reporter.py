@@ -49,7 +49,11 @@ def case_name(finding: Finding, *, with_subject: bool = False) -> str:
 
 
 def _elapsed(finding: Finding) -> float:
-    value = finding.details.get("elapsed_s")
+    """The detector's run time: ``finding.duration_s`` where the report has it, else the
+    ``duration_s`` the runner records in ``details``."""
+    value = getattr(finding, "duration_s", None)
+    if value is None:
+        value = finding.details.get("duration_s")
     if isinstance(value, int | float) and is_number(value):
         return max(float(value), 0.0)
     return 0.0

@@ -6,7 +6,10 @@ inside a collapsed ``<details>`` block.
 
 GitHub renders raw HTML inside Markdown, so every string that comes from data (group names,
 explanations, titles) is neutralized: ``&``, ``<`` and ``>`` become entities, Markdown
-punctuation (``\\ ` * _ [ ] ~ |``) is backslash-escaped, and newlines become ``<br>``. The
+punctuation (``\\ ` * _ [ ] ~ |``) is backslash-escaped, and newlines become ``<br>``. So that
+a PR comment cannot ping people or link anywhere, ``@`` gets a zero-width space after it (no
+@mention), ``://`` and ``www.`` get one too (no bare-URL autolink), and control characters
+such as ESC are shown as ``\\x1b``. The
 file stays under GitHub's comment limit (65,536 characters): tables are cut short with a
 pointer to ``report.html`` when a report is very large.
 """
@@ -16,6 +19,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable
 
+from audit_sdk.errors import terminal_safe
 from audit_sdk.interfaces import Reporter
 from audit_sdk.report_model import Finding, Report
 
@@ -31,6 +35,8 @@ WORST_FIRST = ("error", "fail", "warn", "pass", "skipped")
 
 _MARKDOWN_PUNCTUATION = re.compile(r"([\\`*_\[\]~|])")
 _NEWLINES = re.compile(r"\r\n|\r|\n")
+_ZWSP = "&#8203;"  # zero-width space: breaks @mentions and autolinks, invisible when rendered
+_WWW = re.compile(r"(\bwww)\.", re.IGNORECASE)
 
 
 def escape_markdown(text: object, *, max_chars: int | None = None) -> str:
@@ -38,8 +44,11 @@ def escape_markdown(text: object, *, max_chars: int | None = None) -> str:
     value = str(text)
     if max_chars is not None and len(value) > max_chars:
         value = value[: max_chars - 1] + "…"
+    value = terminal_safe(_NEWLINES.sub("\n", value))
     value = value.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
     value = _MARKDOWN_PUNCTUATION.sub(r"\\\1", value)
+    value = value.replace("@", "@" + _ZWSP).replace("://", ":" + _ZWSP + "//")
+    value = _WWW.sub(lambda m: m.group(1) + _ZWSP + ".", value)
     return _NEWLINES.sub("<br>", value)
 
 

@@ -258,7 +258,7 @@ def sample_findings() -> list[Finding]:
                 "models/tinyrec-v3.pt."
             ),
             warnings=["traceback stored in report.json details"],
-            details={"exception": "AdapterError", "elapsed_s": 0.42},
+            details={"exception": "AdapterError", "duration_s": 0.42},
         ),
         finding(
             "exposure",

@@ -23,15 +23,23 @@ Test-only fault injection (``--fault``, repeatable), for exercising clients' err
 =========================  ====================================================================
 
 ``GET /_audit_sdk/stats`` reports request counts and the most requests ever in flight at once.
+
+Bounded: a request body is at most ``MAX_BODY_BYTES`` (a ``Content-Length`` that is missing,
+negative or too large is refused before anything is read) and must arrive within
+``REQUEST_DEADLINE_S``; an idle or stalled connection is closed after ``IDLE_TIMEOUT_S``; at
+most ``MAX_CONNECTIONS`` connections are served at once (the next gets HTTP 503). A body
+that is not JSON, nests deeper than ``MAX_JSON_DEPTH`` or holds a non-finite number is a 400.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import hmac
 import importlib
 import json
 import logging
+import math
 import os
 import signal
 import sys
@@ -54,6 +62,10 @@ __all__ = ["FaultPlan", "OpenAICompatibleServer", "load_adapter", "main", "parse
 logger = logging.getLogger(__name__)
 
 MAX_BODY_BYTES = 16 * 1024 * 1024
+MAX_JSON_DEPTH = 64
+MAX_CONNECTIONS = 64
+IDLE_TIMEOUT_S = 30.0
+REQUEST_DEADLINE_S = 60.0
 
 
 @dataclass
@@ -150,7 +162,7 @@ class OpenAICompatibleServer:
     def _bind(self) -> ThreadingHTTPServer:
         if self._httpd is None:
             handler = type("Handler", (_Handler,), {"app": self})
-            httpd = ThreadingHTTPServer((self.host, self.port), handler)
+            httpd = _BoundedHTTPServer((self.host, self.port), handler)
             httpd.daemon_threads = True
             self._httpd = httpd
             self.port = httpd.server_address[1]
@@ -230,13 +242,90 @@ class OpenAICompatibleServer:
         return list(outputs)
 
 
+class _BoundedHTTPServer(ThreadingHTTPServer):
+    """A threading server that serves at most ``MAX_CONNECTIONS`` connections at once."""
+
+    max_connections = MAX_CONNECTIONS
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._slots = threading.BoundedSemaphore(self.max_connections)
+
+    def process_request(self, request: Any, client_address: Any) -> None:
+        if not self._slots.acquire(blocking=False):
+            with contextlib.suppress(OSError):
+                request.settimeout(1.0)
+                body = b'{"error": {"message": "too many connections", "type": "server_busy", "code": 503}}'
+                request.sendall(
+                    b"HTTP/1.1 503 Service Unavailable\r\nContent-Type: application/json\r\n"
+                    b"Retry-After: 1\r\nConnection: close\r\nContent-Length: "
+                    + str(len(body)).encode()
+                    + b"\r\n\r\n"
+                    + body
+                )
+            self.shutdown_request(request)
+            return
+        try:
+            super().process_request(request, client_address)
+        except BaseException:
+            self._slots.release()
+            raise
+
+    def process_request_thread(self, request: Any, client_address: Any) -> None:
+        try:
+            super().process_request_thread(request, client_address)
+        finally:
+            self._slots.release()
+
+
 def _number(body: dict[str, Any], name: str, default: float) -> float:
     value = body.get(name, default)
     if value is None:
         return default
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         raise _HTTPError(400, f"{name!r} must be a number, not {type(value).__name__}.")
-    return float(value)
+    try:
+        number = float(value)
+    except OverflowError:
+        raise _HTTPError(400, f"{name!r} is too large.") from None
+    if not math.isfinite(number):
+        raise _HTTPError(400, f"{name!r} must be a finite number.")
+    return number
+
+
+def _reject_constant(name: str) -> Any:
+    raise _HTTPError(400, f"the request body holds {name}, which is not a JSON number.")
+
+
+def _finite_float(text: str) -> float:
+    value = float(text)
+    if not math.isfinite(value):
+        raise _HTTPError(400, f"the number {text[:40]} is out of range.")
+    return value
+
+
+def _json_depth_exceeds(text: str, limit: int) -> bool:
+    """Whether brackets nest deeper than ``limit`` (strings skipped); linear, no recursion."""
+    depth = 0
+    in_string = False
+    escaped = False
+    for char in text:
+        if in_string:
+            if escaped:
+                escaped = False
+            elif char == "\\":
+                escaped = True
+            elif char == '"':
+                in_string = False
+        elif char == '"':
+            in_string = True
+        elif char in "[{":
+            depth += 1
+            if depth > limit:
+                return True
+        elif char in "]}":
+            depth -= 1
+    return False
 
 
 def _generation_params(body: dict[str, Any]) -> GenerationParams:
@@ -271,6 +360,7 @@ class _Handler(BaseHTTPRequestHandler):
     app: OpenAICompatibleServer
     protocol_version = "HTTP/1.1"
     server_version = "audit-sdk-openai-server"
+    timeout = IDLE_TIMEOUT_S  # socket timeout: a stalled connection is closed
 
     def log_message(self, format: str, *args: Any) -> None:
         logger.debug("%s - %s", self.address_string(), format % args)
@@ -295,20 +385,48 @@ class _Handler(BaseHTTPRequestHandler):
         length_header = self.headers.get("Content-Length")
         if length_header is None:
             raise _HTTPError(411, "a Content-Length header is required.")
-        try:
-            length = int(length_header)
-        except ValueError:
-            raise _HTTPError(400, "Content-Length must be an integer.") from None
+        if self.headers.get("Transfer-Encoding"):
+            self.close_connection = True
+            raise _HTTPError(411, "chunked bodies are not supported; send a Content-Length.")
+        text = length_header.strip()
+        if not text.isdigit():
+            self.close_connection = True
+            raise _HTTPError(400, "Content-Length must be a non-negative integer.")
+        length = int(text)
         if length > MAX_BODY_BYTES:
+            self.close_connection = True
             raise _HTTPError(413, f"request body over {MAX_BODY_BYTES} bytes.")
-        raw = self.rfile.read(length)
+        raw = self._read_exactly(length)
         try:
-            body = json.loads(raw.decode("utf-8"))
+            decoded = raw.decode("utf-8")
+            if _json_depth_exceeds(decoded, MAX_JSON_DEPTH):
+                raise _HTTPError(400, f"the request body nests deeper than {MAX_JSON_DEPTH}.")
+            body = json.loads(decoded, parse_constant=_reject_constant, parse_float=_finite_float)
         except (UnicodeDecodeError, json.JSONDecodeError) as exc:
             raise _HTTPError(400, f"the request body is not UTF-8 JSON ({exc}).") from None
+        except RecursionError:
+            raise _HTTPError(400, "the request body nests too deeply.") from None
         if not isinstance(body, dict):
             raise _HTTPError(400, "the request body must be a JSON object.")
         return body
+
+    def _read_exactly(self, length: int) -> bytes:
+        """``length`` bytes of body, all within ``REQUEST_DEADLINE_S`` (a client that trickles
+        its body gets a 408)."""
+        deadline = time.monotonic() + REQUEST_DEADLINE_S
+        chunks: list[bytes] = []
+        left = length
+        while left > 0:
+            if time.monotonic() > deadline:
+                self.close_connection = True
+                raise _HTTPError(408, f"the body did not arrive within {REQUEST_DEADLINE_S:g} s.")
+            chunk = self.rfile.read1(min(left, 65536))
+            if not chunk:
+                self.close_connection = True
+                raise _HTTPError(400, "the body ended before Content-Length bytes.")
+            chunks.append(chunk)
+            left -= len(chunk)
+        return b"".join(chunks)
 
     def _check_auth(self) -> None:
         if not self.app.authorized(self.headers.get("Authorization")):
@@ -480,6 +598,16 @@ def load_adapter(spec: str, params: dict[str, Any] | None = None) -> GeneratorAd
     return adapter
 
 
+def _port(text: str) -> int:
+    try:
+        port = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a port number") from None
+    if not 0 <= port <= 65535:
+        raise argparse.ArgumentTypeError(f"{port} is not a port number: use 0-65535 (0: any free)")
+    return port
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m audit_sdk.serving.openai_server",
@@ -488,7 +616,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--adapter", required=True, help="registered name or package.module:Class")
     parser.add_argument("--params", default="{}", help="the adapter's parameters, as JSON")
     parser.add_argument("--host", default="127.0.0.1", help="interface (default 127.0.0.1)")
-    parser.add_argument("--port", type=int, default=8000, help="port (0: a free one)")
+    parser.add_argument("--port", type=_port, default=8000, help="port (0: a free one)")
     parser.add_argument("--model-name", default=None, help="the model id clients send")
     parser.add_argument(
         "--api-key-env", default=None, help="require the API key held in this env variable"
@@ -534,10 +662,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         )
         try:
             server._bind()
-        except OSError as exc:
-            raise ConfigError(
-                f"cannot listen on {args.host}:{args.port}: {exc.strerror}."
-            ) from None
+        except (OSError, OverflowError) as exc:
+            reason = getattr(exc, "strerror", None) or str(exc)
+            raise ConfigError(f"cannot listen on {args.host}:{args.port}: {reason}.") from None
     except AuditSDKError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return exc.exit_code

@@ -10,8 +10,8 @@ how many rows of a given size fit in one chunk::
 
 A chunk may use a quarter of the cap (the rest holds the data, the models and the results);
 without a cap a chunk is held to :data:`DEFAULT_CHUNK_BYTES`, so an uncapped audit is bounded
-too. Chunk sizes never change results: every chunked computation in the SDK draws its random
-numbers in the same order and reduces each row on its own, whatever the chunk size.
+too. Chunk sizes do not change results beyond float rounding (1e-7 relative): every chunked
+computation in the SDK draws its random numbers in the same order whatever the chunk size.
 
 The budget is process-wide (detectors run in worker threads, which context variables would
 not reach); :func:`use_memory_budget` restores the previous one on exit.

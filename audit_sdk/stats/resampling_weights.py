@@ -11,7 +11,7 @@ O(1/n) in covariance), and because each user's weight is drawn on its own:
   that group (the stratified bootstrap up to the group size varying by O(sqrt n_g));
 * draws never need an ``n_resamples x n`` matrix: blocks of draws are generated and reduced,
   one after the other, each block as large as the memory budget allows
-  (:mod:`audit_sdk.memory_budget`), and the block size does not change the numbers.
+  (:mod:`audit_sdk.memory_budget`); the block size does not change the draws.
 
 Weights are 16-bit uniform integers mapped through the Poisson(1) quantile function
 (:data:`POISSON_TABLE`), which matches every Poisson(1) probability to within 2^-16; that is

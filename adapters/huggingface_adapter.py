@@ -25,6 +25,7 @@ from audit_sdk.interfaces import GenerationParams, PluginParams
 
 from .local_causal_lm import SMALL_MODEL_PARAMETERS, LocalCausalLM
 from .local_model_files import (
+    MANIFEST_NAME,
     TOKENIZER_FILES,
     check_causal_lm_config,
     check_tokenizer_files,
@@ -248,8 +249,6 @@ class HuggingFaceAdapter(LocalCausalLM):
         return results
 
     def _fingerprint_files(self, path: Path) -> list[str]:
-        from audit_sdk.tinyrec.model_files import MANIFEST_NAME
-
         weights = [f.name for f in path.iterdir() if f.suffix in _WEIGHT_SUFFIXES]
         return ["config.json", MANIFEST_NAME, *TOKENIZER_FILES, *weights]
 

@@ -1,5 +1,5 @@
 """What the local causal-LM adapters share: prompts to token batches, scoring, tokenizing,
-TinyRec recommendations, fingerprints and descriptions.
+recommendations from an item map, fingerprints and descriptions.
 
 A backend (transformers in :mod:`.huggingface_adapter`, ONNX Runtime in :mod:`.onnx_adapter`)
 supplies four things: loading, logits at chosen positions of a left-padded batch, batched
@@ -24,8 +24,16 @@ from audit_sdk.interfaces import (
     Tokenization,
     TokenScores,
 )
+from audit_sdk.user_histories import user_histories
 
-from .local_model_files import check_model_directory
+from .catalog_ranking import ItemRanker
+from .local_model_files import (
+    MANIFEST_NAME,
+    check_model_directory,
+    directory_fingerprint,
+    load_tokenizer,
+    read_manifest,
+)
 from .token_sampling import prompt_generators
 
 __all__ = ["SMALL_MODEL_PARAMETERS", "LocalCausalLM"]
@@ -86,10 +94,6 @@ class LocalCausalLM(GeneratorAdapter):
     def _ensure_loaded(self) -> None:
         if getattr(self, "tokenizer_", None) is not None:
             return
-        from audit_sdk.tinyrec.model_files import read_manifest
-
-        from .local_model_files import load_tokenizer
-
         path = self._model_dir()
         self._check_files(path)
         tokenizer = load_tokenizer(path, adapter=self.name)
@@ -104,8 +108,6 @@ class LocalCausalLM(GeneratorAdapter):
         return capability in self.capabilities
 
     def _has_item_map(self) -> bool:
-        from audit_sdk.tinyrec.model_files import MANIFEST_NAME
-
         try:
             return (self._model_dir() / MANIFEST_NAME).is_file()
         except AdapterError:
@@ -250,8 +252,6 @@ class LocalCausalLM(GeneratorAdapter):
         if not self._has_item_map():
             return
         self._ensure_loaded()
-        from audit_sdk.tinyrec.histories import user_histories
-
         assert self.manifest_ is not None
         catalog = set(map(str, train.catalog.frame.index))
         if catalog.isdisjoint(self.manifest_.item_tokens.values()):
@@ -265,9 +265,7 @@ class LocalCausalLM(GeneratorAdapter):
         self.histories_ = user_histories(train.interactions, order=self.manifest_.history_order)
         self.allowed_items_: set[str] | None = catalog
 
-    def _ranker(self) -> Any:
-        from audit_sdk.tinyrec.ranking import ItemRanker
-
+    def _ranker(self) -> ItemRanker:
         assert self.manifest_ is not None
         texts = {t: self.tokenizer_.convert_ids_to_tokens(t) for t in self.manifest_.item_tokens}
         return ItemRanker(
@@ -276,7 +274,7 @@ class LocalCausalLM(GeneratorAdapter):
 
     def recommend(self, user_ids: Sequence[str], *, k: int) -> pd.DataFrame:
         """Top-``k`` unseen items per user from the next-token distribution over item tokens
-        after the user's recommendation prompt (:mod:`audit_sdk.tinyrec.ranking`)."""
+        after the user's recommendation prompt (:mod:`audit_sdk.adapters.catalog_ranking`)."""
         self._ensure_loaded()
         if self.manifest_ is None:
             raise self._missing("recommend")
@@ -300,8 +298,6 @@ class LocalCausalLM(GeneratorAdapter):
         """sha256 of the files that define the model: weights, config, tokenizer, item map."""
         cached = getattr(self, "fingerprint_", None)
         if cached is None:
-            from .local_model_files import directory_fingerprint
-
             path = self._model_dir()
             cached = directory_fingerprint(path, self._fingerprint_files(path))
             self.fingerprint_ = cached

@@ -23,7 +23,7 @@ from audit_sdk.hookspecs import RegisterAdapter, hookimpl
 from audit_sdk.interfaces import GenerationParams, PluginParams
 
 from .local_causal_lm import SMALL_MODEL_PARAMETERS, LocalCausalLM
-from .local_model_files import TOKENIZER_FILES, check_tokenizer_files
+from .local_model_files import MANIFEST_NAME, TOKENIZER_FILES, check_tokenizer_files
 from .onnx_export import ONNX_MANIFEST_NAME, ONNX_MODEL_NAME, export_onnx
 from .token_sampling import sample_next_tokens
 
@@ -189,8 +189,6 @@ class OnnxAdapter(LocalCausalLM):
         return outputs
 
     def _fingerprint_files(self, path: Path) -> list[str]:
-        from audit_sdk.tinyrec.model_files import MANIFEST_NAME
-
         data = [f.name for f in path.iterdir() if f.name.startswith(ONNX_MODEL_NAME)]
         return [*data, ONNX_MANIFEST_NAME, "config.json", MANIFEST_NAME, *TOKENIZER_FILES]
 

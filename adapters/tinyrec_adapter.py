@@ -72,7 +72,7 @@ class TinyRecAdapter(HuggingFaceAdapter):
         params = self.params
         assert isinstance(params, TinyRecParams)
         if not params.model_dir:
-            from audit_sdk.tinyrec.model_cache import ensure_tinyrec
+            from audit_sdk.adapters.tinyrec.model_cache import ensure_tinyrec
 
             resolved = ensure_tinyrec(
                 train,

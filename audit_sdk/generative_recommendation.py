@@ -1,7 +1,7 @@
 """Recommendations from a model that only writes text (an LLM behind an API, a callable).
 
 Each audited user's history becomes the recommendation prompt that TinyRec is trained on
-(:mod:`audit_sdk.tinyrec.prompts`: a task line, then one title per line); the model's answer
+(:mod:`audit_sdk.recommendation_prompts`: a task line, then one title per line); the model's answer
 is read line by line, numbering and bullets stripped, and each line is matched to the catalog
 by its title (case- and whitespace-insensitive; ``Title — Artist`` and ``Title by Artist``
 lines also match on the title). Lines that match no catalog item are *hallucinations*; the
@@ -20,8 +20,8 @@ import pandas as pd
 
 from audit_sdk.data.tables import Dataset
 from audit_sdk.interfaces.adapter import GenerationParams, GeneratorAdapter
-from audit_sdk.tinyrec.histories import history_order_for, user_histories
-from audit_sdk.tinyrec.prompts import catalog_unit, clean_title, recommendation_prompt
+from audit_sdk.recommendation_prompts import catalog_unit, clean_title, recommendation_prompt
+from audit_sdk.user_histories import history_order_for, user_histories
 
 __all__ = ["GeneratedRecommendations", "parse_recommendation_lines", "recommend_by_generation"]
 

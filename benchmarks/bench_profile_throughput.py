@@ -36,9 +36,10 @@ def _prompts(n: int) -> list[str]:
 
 
 def _default_model() -> Path:
+    from audit_sdk.adapters.tinyrec.model_cache import ensure_tinyrec
+
     from audit_sdk.data.synthetic_world import SyntheticWorldParams, generate_world
     from audit_sdk.splitting import holdout_split
-    from audit_sdk.tinyrec.model_cache import ensure_tinyrec
 
     train = holdout_split(generate_world(SyntheticWorldParams()), seed=0).train
     return ensure_tinyrec(train, size="demo", seed=0, progress=lambda m: print(f"  {m}"))

@@ -38,11 +38,11 @@ def _dataset(name: str):
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--size", choices=["demo", "full"], default="full")
-    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--threads", type=int, default=None)
     parser.add_argument("--datasets", default="synthetic,hetrec")
     args = parser.parse_args()
 
-    from audit_sdk.tinyrec import train_tinyrec
+    from audit_sdk.adapters.tinyrec import train_tinyrec
 
     for name in args.datasets.split(","):
         dataset = _dataset(name)

@@ -8,12 +8,12 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from audit_sdk.adapters.tinyrec import MANIFEST_NAME
 
 from audit_sdk.errors import AdapterError, MissingCapabilityError
 from audit_sdk.interfaces import GenerationParams
 from audit_sdk.plugin_host import PluginHost, PluginSettings
 from audit_sdk.splitting import holdout_split
-from audit_sdk.tinyrec import MANIFEST_NAME
 
 from .tinyrec_fixtures import tiny_world, train_tiny_tinyrec
 

@@ -14,11 +14,11 @@ from pathlib import Path
 import pytest
 from audit_sdk.adapters.huggingface_adapter import HuggingFaceAdapter
 from audit_sdk.adapters.openai_http_adapter import OpenAIHTTPAdapter
+from audit_sdk.adapters.tinyrec import train_tinyrec
 
 from audit_sdk.config import parse_config
 from audit_sdk.interfaces import GenerationParams
 from audit_sdk.runner import AuditRunner
-from audit_sdk.tinyrec import train_tinyrec
 
 from .test_openai_http_adapter import openai_server_process
 from .tinyrec_fixtures import TINY_SETTINGS, tiny_world

@@ -14,12 +14,12 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+from audit_sdk.adapters.tinyrec import MANIFEST_NAME, SIZES, read_manifest, train_tinyrec
+from audit_sdk.adapters.tinyrec.model_cache import cached_model_dir, ensure_tinyrec
 
 from audit_sdk.errors import AdapterError, DataValidationError
-from audit_sdk.tinyrec import MANIFEST_NAME, SIZES, read_manifest, train_tinyrec
-from audit_sdk.tinyrec.histories import user_histories
-from audit_sdk.tinyrec.model_cache import cached_model_dir, ensure_tinyrec
-from audit_sdk.tinyrec.prompts import recommendation_prompt
+from audit_sdk.recommendation_prompts import recommendation_prompt
+from audit_sdk.user_histories import user_histories
 
 from .tinyrec_fixtures import TINY_SETTINGS, tiny_world, train_tiny_tinyrec
 
@@ -148,8 +148,8 @@ _KILLED_TRAINING = textwrap.dedent(
     """
     import sys, time
     sys.path.insert(0, {root!r})
-    from audit_sdk.tinyrec import SIZES
-    from audit_sdk.tinyrec.model_cache import ensure_tinyrec
+    from audit_sdk.adapters.tinyrec import SIZES
+    from audit_sdk.adapters.tinyrec.model_cache import ensure_tinyrec
     from tests.tinyrec_fixtures import TINY_SETTINGS, tiny_world
 
     SIZES["demo"] = TINY_SETTINGS

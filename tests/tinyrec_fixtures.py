@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from audit_sdk.adapters.tinyrec import TinyRecSettings, TinyRecTrainingResult, train_tinyrec
+
 from audit_sdk.data.synthetic_world import SyntheticWorldParams, generate_world
 from audit_sdk.data.tables import Dataset
-from audit_sdk.tinyrec import TinyRecSettings, TinyRecTrainingResult, train_tinyrec
 
 TINY_SETTINGS = TinyRecSettings(
     n_embd=32,
@@ -22,7 +23,6 @@ TINY_SETTINGS = TinyRecSettings(
     min_item_users=2,
     max_history=24,
     dropout=0.0,
-    time_budget_s=300.0,
 )
 
 
@@ -47,6 +47,5 @@ def train_tiny_tinyrec(
         size="demo",
         seed=seed,
         holdout=holdout,
-        threads=2,
         settings=TINY_SETTINGS,
     )

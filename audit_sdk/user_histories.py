@@ -2,9 +2,10 @@
 
 Where timestamps exist the order is chronological by first listen ("oldest discovery
 first"), the order the time-based held-out split continues. HetRec Last.fm has no timestamps:
-there the order is by total listening count, most played first (ties by item id), and
-training additionally shuffles each history with a seeded permutation every epoch, so the
-model learns to complete a set rather than a particular order.
+there the order is by total listening count, most played first (ties by item id); TinyRec's
+training additionally shuffles such histories every epoch, so it learns to complete a set
+rather than a particular order. Recommendation prompts
+(:mod:`audit_sdk.recommendation_prompts`) show histories in this order.
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """TinyRec's two training tasks as token sequences.
 
 * **Recommendation.** ``<|bos|>`` + the recommendation header + one item token (title and
-  newline) per history item (:mod:`audit_sdk.tinyrec.prompts`). Every item is a target, so
+  newline) per history item (:mod:`audit_sdk.recommendation_prompts`). Every item is a target, so
   one sequence teaches "history so far -> next item" at every step.
   Chronological histories longer than the context keep a random contiguous window each
   epoch; histories ordered by plays are freshly shuffled (and, when too long, subsampled)
@@ -23,7 +23,7 @@ import numpy as np
 import pandas as pd
 
 from audit_sdk.data.tables import Dataset
-from audit_sdk.tinyrec.prompts import recommendation_header
+from audit_sdk.recommendation_prompts import recommendation_header
 
 __all__ = [
     "IGNORE_INDEX",
@@ -86,6 +86,7 @@ def make_profile_examples(
 ) -> list[ProfileExample]:
     """Profile prompts (default template) and template-writer profiles for every user."""
     from audit_sdk.adapters.template_profile_writer import write_profile_from_pairs
+
     from audit_sdk.profile_pipeline import profile_prompt_table, sample_profile_windows
     from audit_sdk.profile_prompts import parse_profile_pairs
     from audit_sdk.sampling import filter_streams
@@ -137,24 +138,24 @@ def recommendation_sequences(
 
 def profile_sequences(
     examples: Sequence[ProfileExample], tokenizer: Any, *, eos_id: int, max_length: int
-) -> tuple[list[tuple[list[int], list[int]]], int]:
+) -> tuple[list[tuple[list[int], list[int]]], list[int]]:
     """(input ids, labels) per example; examples longer than ``max_length`` are dropped.
 
-    :returns: the sequences and how many were dropped."""
+    :returns: the sequences and, for each, the index of its example in ``examples``."""
     prompts = tokenizer([e.prompt for e in examples], verbose=False)["input_ids"]
     targets = tokenizer(
         [" " + e.profile for e in examples], add_special_tokens=False, verbose=False
     )["input_ids"]
     out: list[tuple[list[int], list[int]]] = []
-    dropped = 0
-    for prompt_ids, target_ids in zip(prompts, targets, strict=True):
+    kept: list[int] = []
+    for index, (prompt_ids, target_ids) in enumerate(zip(prompts, targets, strict=True)):
         ids = list(prompt_ids) + list(target_ids) + [eos_id]
         if len(ids) > max_length:
-            dropped += 1
             continue
         labels = [IGNORE_INDEX] * (len(prompt_ids) - 1) + [*target_ids, eos_id, IGNORE_INDEX]
         out.append((ids, labels))
-    return out, dropped
+        kept.append(index)
+    return out, kept
 
 
 def pad_batch(

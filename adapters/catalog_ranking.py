@@ -14,8 +14,9 @@ from collections.abc import Callable, Mapping, Sequence
 import numpy as np
 import pandas as pd
 
-from audit_sdk.tinyrec.model_files import TinyRecManifest
-from audit_sdk.tinyrec.prompts import prompt_history, recommendation_prompt
+from audit_sdk.recommendation_prompts import prompt_history, recommendation_prompt
+
+from .local_model_files import TinyRecManifest
 
 __all__ = ["ItemRanker", "top_k_items"]
 

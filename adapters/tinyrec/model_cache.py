@@ -2,8 +2,8 @@
 
 ``<cache>/tinyrec/<size>-seed<seed>-<key>/``, where ``<cache>`` is
 ``platformdirs.user_cache_dir("audit-sdk")`` or ``$AUDIT_SDK_CACHE_DIR`` and ``<key>`` hashes
-the training data's fingerprint, the size and its settings, the seed and TinyRec's format
-version. A model is
+the training data's fingerprint, the size and its settings, the seed, TinyRec's format
+version and its training recipe. A model is
 trained into a temporary sibling directory and renamed into place when complete, so a killed
 training never leaves a half model; when two processes train the same key, the first rename
 wins and the other's copy is discarded.
@@ -23,8 +23,10 @@ from typing import Any
 from audit_sdk.cache_paths import cache_dir
 from audit_sdk.data.tables import Dataset
 from audit_sdk.errors import AdapterError
-from audit_sdk.tinyrec.model_files import MANIFEST_NAME, TINYREC_FORMAT_VERSION
-from audit_sdk.tinyrec.training import SIZES, TinyRecSize, train_tinyrec
+
+from ..local_model_files import MANIFEST_NAME, TINYREC_FORMAT_VERSION
+from .settings import SIZES, TRAINING_RECIPE, TinyRecSize
+from .training import train_tinyrec
 
 __all__ = ["cache_root", "cached_model_dir", "ensure_tinyrec"]
 
@@ -38,7 +40,8 @@ def cached_model_dir(train: Dataset, *, size: TinyRecSize, seed: int) -> Path:
     """Where the TinyRec for this training data, size and seed is (or will be) cached."""
     settings = json.dumps(asdict(SIZES[size]), sort_keys=True)
     key = hashlib.sha256(
-        f"{train.fingerprint()}:{size}:{settings}:{seed}:v{TINYREC_FORMAT_VERSION}".encode()
+        f"{train.fingerprint()}:{size}:{settings}:{seed}:v{TINYREC_FORMAT_VERSION}"
+        f":r{TRAINING_RECIPE}".encode()
     ).hexdigest()[:20]
     return cache_root() / "tinyrec" / f"{size}-seed{seed}-{key}"
 

@@ -23,7 +23,7 @@ from importlib import resources
 from typing import Any, cast
 
 from audit_sdk.data.tables import Dataset
-from audit_sdk.tinyrec.prompts import clean_title, recommendation_header
+from audit_sdk.recommendation_prompts import clean_title, recommendation_header
 
 __all__ = [
     "BOS_TOKEN",

@@ -1,4 +1,8 @@
-"""TinyRec's recommendation prompt, shared by training and every adapter that serves it.
+"""The recommendation prompt: a listening history written for an LLM recommender.
+
+Shared by every model that recommends from text: the embedded TinyRec is trained on it, the
+adapters that serve a model with an item map rank from it, and generative recommendation
+(:mod:`audit_sdk.generative_recommendation`) asks any text model with it.
 
 ::
 

@@ -18,6 +18,19 @@ others              kept as they are, e.g. ``share:<genre>`` / ``share_country:<
 Each row needs ``text`` or ``items``. Loading validates everything once, and an error names the
 file, the row (1-based, header excluded; the line number in JSON lines) and the column.
 
+Other names: ``columns`` maps canonical names to the file's, ``share_columns`` rules turn many
+columns into shares at once (every column between two, a prefix, a regex; see
+:mod:`audit_sdk.adapters.logged_columns`), ``model_name`` names the model of a file without a
+``model`` column. Extra columns whose every value is a number become numbers (those listed in
+``numeric_columns`` must be). With ``drop_incomplete`` rows without a user, text or items are
+dropped instead of failing; :meth:`LoggedOutputsAdapter.row_report` says how many rows were
+kept and why the others were dropped, and :meth:`LoggedOutputsAdapter.check_users` fails when
+no logged user is in the audit's data.
+
+A log can be the whole audit: :meth:`LoggedOutputsAdapter.logged_dataset` derives the users
+(joined with an optional per-user table, ``users``, and a long-term shares table,
+``longterm``, by ``user_id``) and the items (from the logged lists) from it.
+
 Capabilities follow the file: ``recommend`` where item lists are logged (rank = list order),
 ``generate`` where prompts and texts are logged. :meth:`LoggedOutputsAdapter.logged_profiles`
 returns the texts in the profile pipeline's format, so an audit needs no model at all.
@@ -26,287 +39,43 @@ returns the texts in the profile pipeline's format, so an audit needs no model a
 from __future__ import annotations
 
 import hashlib
-import json
 import logging
-import math
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, ClassVar, Literal
+from typing import Any, ClassVar
 
 import numpy as np
 import pandas as pd
-from pydantic import Field
+from audit_sdk.adapters.logged_columns import ShareRule, map_columns
+from audit_sdk.adapters.logged_outputs_reading import (
+    SHARE_PREFIXES,
+    LoggedOutputsParams,
+    LoggedRowReport,
+    load_logged_outputs,
+    read_logged_outputs,
+)
 
+from audit_sdk.data.tables import Catalog, Dataset, Interactions, Users
 from audit_sdk.data.tabular_loader import read_table
+from audit_sdk.data.validation import RawTable, minimal_catalog, validate_users
 from audit_sdk.errors import AdapterError, DataValidationError
-from audit_sdk.hookspecs import RegisterAdapter, hookimpl
+from audit_sdk.hookspecs import RegisterAdapter, RegisterDatasetLoader, hookimpl
+from audit_sdk.interfaces import DatasetLoader
 from audit_sdk.interfaces._params import PluginParams
 from audit_sdk.interfaces.adapter import Capability, GenerationParams, GeneratorAdapter
 from audit_sdk.profile_pipeline import PROFILE_COLUMNS
 from audit_sdk.profile_prompts import prompt_sha256
 
-__all__ = ["LoggedOutputsAdapter", "LoggedOutputsParams", "read_logged_outputs"]
+__all__ = [
+    "LoggedOutputsAdapter",
+    "LoggedOutputsLoader",
+    "LoggedOutputsParams",
+    "LoggedRowReport",
+    "ShareRule",
+    "read_logged_outputs",
+]
 
 logger = logging.getLogger(__name__)
-
-REQUIRED = ("user_id", "model")
-SHARE_PREFIXES = ("share:", "share_country:")
-_FORMATS = {".csv": "csv", ".tsv": "tsv", ".tab": "tsv", ".parquet": "parquet", ".pq": "parquet"}
-_FORMATS.update({".jsonl": "jsonl", ".ndjson": "jsonl"})
-
-
-class LoggedOutputsParams(PluginParams):
-    path: str = Field(description="the logged outputs file")
-    format: Literal["auto", "csv", "tsv", "parquet", "jsonl"] = Field(
-        "auto", description="file format; auto: from the file extension"
-    )
-    model: str | None = Field(
-        None, description="which logged model recommend/generate serve (needed if several)"
-    )
-    window: str | None = Field(
-        None, description="which window recommend serves (needed if the model has several)"
-    )
-
-
-def _missing(value: Any) -> bool:
-    if value is None:
-        return True
-    if isinstance(value, float):
-        return math.isnan(value)
-    if isinstance(value, (list, tuple, np.ndarray)):
-        return False
-    try:
-        return bool(pd.isna(value))
-    except (TypeError, ValueError):
-        return False
-
-
-def _read_table(path: Path, fmt: str) -> tuple[pd.DataFrame, list[int]]:
-    """The raw table and each record's 1-based row (line, for JSON lines), read by the same
-    reader as the tabular dataset loader (so errors read the same)."""
-    if not path.is_file():
-        raise DataValidationError("no such logged-outputs file.", source=str(path))
-    raw = read_table(path, format=fmt)  # type: ignore[arg-type]
-    # An empty cell is a missing value here (cells may also hold JSON lists).
-    frame = raw.frame.mask(raw.frame.map(lambda v: isinstance(v, str) and v == ""))
-    return frame, [raw.row_of(i) for i in range(len(raw.frame))]
-
-
-def _parse_items(value: Any, *, source: str, row: int) -> list[str] | None:
-    if _missing(value):
-        return None
-    if isinstance(value, np.ndarray):
-        value = value.tolist()
-    if isinstance(value, str):
-        text = value.strip()
-        if text.startswith("["):
-            try:
-                value = json.loads(text)
-            except json.JSONDecodeError as exc:
-                raise DataValidationError(
-                    f"not a valid JSON list ({exc.msg}, character {exc.colno}): {text[:60]!r}.",
-                    source=source,
-                    row=row,
-                    column="items",
-                    hint='write ["id1", "id2"] or id1|id2.',
-                ) from None
-        else:
-            value = [part.strip() for part in text.split("|")] if text else []
-            if any(part == "" for part in value):
-                raise DataValidationError(
-                    f"an empty item id in {text[:60]!r}.",
-                    source=source,
-                    row=row,
-                    column="items",
-                )
-    if not isinstance(value, (list, tuple)):
-        raise DataValidationError(
-            f"items must be a list, not {type(value).__name__}.",
-            source=source,
-            row=row,
-            column="items",
-        )
-    items = []
-    for item in value:
-        if isinstance(item, bool) or not isinstance(item, (str, int)):
-            raise DataValidationError(
-                f"item ids must be strings or integers, not {type(item).__name__} ({item!r}).",
-                source=source,
-                row=row,
-                column="items",
-            )
-        items.append(str(item))
-    seen: set[str] = set()
-    for item in items:
-        if item in seen:
-            raise DataValidationError(
-                f"item {item!r} appears twice in one list.",
-                source=source,
-                row=row,
-                column="items",
-            )
-        seen.add(item)
-    return items
-
-
-def _to_id(value: Any) -> str:
-    if isinstance(value, float) and value.is_integer():
-        return str(int(value))
-    return str(value)
-
-
-def read_logged_outputs(
-    path: str | Path, *, format: Literal["auto", "csv", "tsv", "parquet", "jsonl"] = "auto"
-) -> pd.DataFrame:
-    """Read and validate a logged-outputs file.
-
-    Returns one row per record with ``user_id, model, window`` (strings), ``prompt``,
-    ``text`` (``None`` where absent), ``items`` (a list or ``None``), ``rating`` (float or NaN)
-    and any extra columns, plus ``source_row`` (the record's row or line in the file).
-    """
-    path = Path(path)
-    source = str(path)
-    fmt = format if format != "auto" else _FORMATS.get(path.suffix.lower())
-    if fmt is None:
-        raise DataValidationError(
-            f"cannot tell the format from the extension {path.suffix!r}.",
-            source=source,
-            hint="use .csv, .tsv, .parquet or .jsonl, or set params.format.",
-        )
-    frame, rows = _read_table(path, fmt)
-    frame = frame.copy()
-    if "output" in frame.columns and "text" not in frame.columns:
-        frame = frame.rename(columns={"output": "text"})
-    missing = [c for c in REQUIRED if c not in frame.columns]
-    if missing:
-        raise DataValidationError(
-            f"missing column(s) {', '.join(missing)} (found: "
-            f"{', '.join(map(str, frame.columns)) or 'none'}).",
-            source=source,
-            hint="a logged-outputs file needs user_id, model, and text or items.",
-        )
-    if "text" not in frame.columns and "items" not in frame.columns:
-        raise DataValidationError(
-            f"needs a column 'text' (or 'output') with generated text, or 'items' with "
-            f"recommendation lists (found: {', '.join(map(str, frame.columns))}).",
-            source=source,
-        )
-    if len(frame) == 0:
-        raise DataValidationError("the file holds no rows.", source=source)
-
-    out: dict[str, list[Any]] = {
-        "user_id": [],
-        "model": [],
-        "window": [],
-        "prompt": [],
-        "text": [],
-        "items": [],
-    }
-    has_window = "window" in frame.columns
-    has_prompt = "prompt" in frame.columns
-    has_text = "text" in frame.columns
-    has_items = "items" in frame.columns
-    for position, record in enumerate(frame.to_dict("records")):
-        row = rows[position]
-        for column in ("user_id", "model"):
-            if _missing(record[column]) or str(record[column]).strip() == "":
-                raise DataValidationError(
-                    f"{column} is empty.", source=source, row=row, column=column
-                )
-        window = record["window"] if has_window else "all"
-        if _missing(window) or str(window).strip() == "":
-            raise DataValidationError(
-                "window is empty.",
-                source=source,
-                row=row,
-                column="window",
-                hint="name the window (e.g. 30d), or drop the column to use 'all'.",
-            )
-        text = record["text"] if has_text else None
-        if not _missing(text) and not isinstance(text, str):
-            raise DataValidationError(
-                f"text must be a string, not {type(text).__name__}.",
-                source=source,
-                row=row,
-                column="text",
-            )
-        items = _parse_items(record["items"], source=source, row=row) if has_items else None
-        if _missing(text) and items is None:
-            raise DataValidationError(
-                "the row has neither text nor items.",
-                source=source,
-                row=row,
-                column="text" if has_text else "items",
-            )
-        prompt = record["prompt"] if has_prompt else None
-        out["user_id"].append(_to_id(record["user_id"]))
-        out["model"].append(str(record["model"]))
-        out["window"].append(str(window))
-        out["prompt"].append(None if _missing(prompt) else str(prompt))
-        out["text"].append(None if _missing(text) else text)
-        out["items"].append(items)
-
-    table = pd.DataFrame(out, dtype=object)
-    table["source_row"] = rows
-    if "rating" in frame.columns:
-        table["rating"] = _numeric_column(frame, "rating", rows, source=source)
-    for column in frame.columns:
-        if column in table.columns or column in ("output",):
-            continue
-        if str(column).startswith(SHARE_PREFIXES):
-            values = _numeric_column(frame, column, rows, source=source)
-            bad = values.notna() & ((values < 0) | (values > 1))
-            if bool(bad.any()):
-                where = int(np.flatnonzero(bad.to_numpy())[0])
-                raise DataValidationError(
-                    f"a share must lie in [0, 1], got {values.iloc[where]:g}.",
-                    source=source,
-                    row=rows[where],
-                    column=str(column),
-                )
-            table[column] = values
-        else:
-            table[column] = frame[column].to_numpy()
-
-    keys = table[["user_id", "model", "window"]]
-    duplicated = keys.duplicated(keep=False)
-    if bool(duplicated.any()):
-        first = keys[duplicated].iloc[0]
-        same = table.index[
-            (keys["user_id"] == first["user_id"])
-            & (keys["model"] == first["model"])
-            & (keys["window"] == first["window"])
-        ]
-        raws = [str(rows[i]) for i in same]
-        raise DataValidationError(
-            f"user {first['user_id']!r}, model {first['model']!r}, window "
-            f"{first['window']!r} appears {len(raws)} times (rows {', '.join(raws)}).",
-            source=source,
-            row=rows[same[1]],
-            hint="keep one output per (user_id, model, window).",
-        )
-    return table
-
-
-def _numeric_column(frame: pd.DataFrame, column: str, rows: list[int], *, source: str) -> pd.Series:
-    raw = frame[column]
-    values = pd.to_numeric(raw, errors="coerce").astype(float)
-    bad = raw.map(lambda v: not _missing(v) and str(v).strip() != "") & values.isna()
-    if bool(bad.any()):
-        where = int(np.flatnonzero(bad.to_numpy())[0])
-        raise DataValidationError(
-            f"{raw.iloc[where]!r} is not a number.",
-            source=source,
-            row=rows[where],
-            column=column,
-        )
-    infinite = np.isinf(values.to_numpy())
-    if bool(infinite.any()):
-        where = int(np.flatnonzero(infinite)[0])
-        raise DataValidationError(
-            "infinite values are not allowed.", source=source, row=rows[where], column=column
-        )
-    return values.reset_index(drop=True)
 
 
 class LoggedOutputsAdapter(GeneratorAdapter):
@@ -321,6 +90,7 @@ class LoggedOutputsAdapter(GeneratorAdapter):
     def __init__(self, params: PluginParams | None = None) -> None:
         super().__init__(params)
         self._table: pd.DataFrame | None = None
+        self._report: LoggedRowReport | None = None
         self._file_sha256: str | None = None
 
     @property
@@ -332,7 +102,9 @@ class LoggedOutputsAdapter(GeneratorAdapter):
     def load(self) -> pd.DataFrame:
         """The validated log (read once)."""
         if self._table is None:
-            table = read_logged_outputs(self._params.path, format=self._params.format)
+            table, self._report = load_logged_outputs(self._params)
+            if self._report.dropped:
+                logger.warning("logged_outputs: %s", self._report.summary())
             model = self._params.model
             if model is not None and model not in set(table["model"]):
                 raise DataValidationError(
@@ -346,6 +118,126 @@ class LoggedOutputsAdapter(GeneratorAdapter):
 
     def models(self) -> list[str]:
         return sorted(set(self.load()["model"]))
+
+    def row_report(self) -> LoggedRowReport:
+        """Rows read, kept and dropped (with the reason), and rows per model."""
+        self.load()
+        assert self._report is not None
+        return self._report
+
+    def check_users(self, user_ids: Sequence[str]) -> LoggedRowReport:
+        """How many kept rows belong to ``user_ids`` (the audit's users); fails when none do,
+        naming examples from both sides (the usual cause: a log audited against another
+        dataset, or ids written differently)."""
+        table = self.load()
+        known = {str(u) for u in user_ids}
+        matched = table["user_id"].isin(known)
+        base = self.row_report()
+        if not bool(matched.any()):
+            logged = ", ".join(map(repr, list(dict.fromkeys(table["user_id"]))[:3]))
+            theirs = ", ".join(map(repr, sorted(known)[:3])) or "none"
+            raise DataValidationError(
+                f"none of the {len(table)} logged rows belongs to a user of the audit's data "
+                f"({len(known)} users; e.g. {theirs}; the log has e.g. {logged}).",
+                source=self._params.path,
+                column="user_id",
+                hint="audit the log alone (no dataset: section; the users come from the log), "
+                "or point dataset: at the data the log was made from.",
+            )
+        dropped = dict(base.dropped)
+        outside = int((~matched).sum())
+        if outside:
+            dropped["user not in the audit's data"] = outside
+        return LoggedRowReport(
+            source=base.source,
+            rows_read=base.rows_read,
+            rows_kept=int(matched.sum()),
+            dropped=dropped,
+            models={str(k): int(v) for k, v in table.loc[matched, "model"].value_counts().items()},
+        )
+
+    def logged_dataset(self) -> Dataset:
+        """Users and items derived from the log: the logged users (joined with ``users`` and
+        ``longterm`` by user_id; a user in those tables but not in the log is left out), the
+        items of the logged lists (a minimal catalog), and no interactions."""
+        table = self.load()
+        params = self._params
+        user_ids = pd.Index(list(dict.fromkeys(table["user_id"])), name="user_id").astype(str)
+        users = pd.DataFrame(index=user_ids)
+        notes = [f"users and items derived from the log {params.path}; no interactions"]
+        sources: dict[str, str] = {"log": str(Path(params.path).resolve())}
+        if params.users is not None:
+            extra = self._user_table(params.users, params.user_columns, rules=[], prefix="")
+            users = users.join(extra, how="left")
+            notes.append(self._coverage(extra.index, user_ids, "users table"))
+            sources["users"] = str(Path(params.users).resolve())
+        if params.longterm is not None:
+            rules = params.longterm_columns
+            longterm = self._user_table(
+                params.longterm, params.user_columns, rules=rules, prefix=params.longterm_prefix
+            )
+            clash = [c for c in longterm.columns if c in users.columns]
+            users = users.join(longterm.rename(columns={c: f"{c} (longterm)" for c in clash}))
+            notes.append(self._coverage(longterm.index, user_ids, "long-term table"))
+            sources["longterm"] = str(Path(params.longterm).resolve())
+        items = [i for lst in table["items"] if lst is not None for i in lst]
+        interactions = pd.DataFrame(
+            {
+                "user_id": pd.Series([], dtype=object),
+                "item_id": pd.Series([], dtype=object),
+                "plays": pd.Series([], dtype=float),
+            }
+        )
+        return Dataset(
+            name=f"log:{Path(params.path).stem}",
+            interactions=Interactions(interactions),
+            catalog=Catalog(minimal_catalog(items)),
+            users=Users(users),
+            metadata={"loader": "logged_outputs", "sources": sources, "notes": notes},
+        )
+
+    def _user_table(
+        self, path: str, columns: dict[str, str], *, rules: list[ShareRule], prefix: str
+    ) -> pd.DataFrame:
+        """A per-user table, validated like the tabular loader's users; share columns (by the
+        rules, or already named ``share:*``) as numbers in [0, 1] under ``prefix``."""
+        raw = read_table(path, delimiter=self._params.delimiter, encoding=self._params.encoding)
+        frame = raw.frame
+        scaled: set[str] = set()
+        if rules:
+            id_column = columns.get("user_id", "user_id")
+            names = [str(c) for c in frame.columns if c != id_column]
+            rename, percent = map_columns(names, columns={}, share_rules=rules, source=path)
+            frame = frame.rename(columns=rename)
+            scaled = {rename[c] for c in percent}
+        users = validate_users(RawTable(frame, raw.source, raw.rows), columns=columns)
+        out: dict[str, Any] = {}
+        for column in users.columns:
+            name = str(column)
+            if not name.startswith(SHARE_PREFIXES):
+                out[name] = users[column]
+                continue
+            numbers = pd.to_numeric(users[column], errors="coerce").astype(float)
+            if name in scaled:
+                numbers = numbers / 100.0
+            bad = numbers.notna() & ((numbers < 0) | (numbers > 1))
+            if bool(bad.any()):
+                raise DataValidationError(
+                    f"a share must lie in [0, 1], got {numbers[bad].iloc[0]:g} (user "
+                    f"{numbers[bad].index[0]!r}).",
+                    source=path,
+                    column=name,
+                    hint="for percentages set percent: true on its longterm_columns rule.",
+                )
+            out[f"{prefix}{name}"] = numbers
+        return pd.DataFrame(out, index=users.index)
+
+    @staticmethod
+    def _coverage(have: pd.Index, wanted: pd.Index, what: str) -> str:
+        missing = int((~wanted.isin(have.astype(str))).sum())
+        return f"{what}: {len(wanted) - missing} of {len(wanted)} logged users found" + (
+            f" ({missing} without a row there)" if missing else ""
+        )
 
     def _model_rows(self, capability: str) -> pd.DataFrame:
         table = self.load()
@@ -396,6 +288,7 @@ class LoggedOutputsAdapter(GeneratorAdapter):
             "path": str(self._params.path),
             "sha256": self._sha256(),
             "rows": len(table),
+            "rows_report": self.row_report().summary(),
         }
 
     # -- outputs ----------------------------------------------------------------------------
@@ -509,3 +402,23 @@ class LoggedOutputsAdapter(GeneratorAdapter):
 @hookimpl
 def audit_sdk_register_adapters(register: RegisterAdapter) -> None:
     register(LoggedOutputsAdapter)
+
+
+class LoggedOutputsLoader(DatasetLoader):
+    """The data a log implies (:meth:`LoggedOutputsAdapter.logged_dataset`) as a dataset
+    loader, for a config that names the log twice (``dataset:`` and ``subject:``), same params."""
+
+    name: ClassVar[str] = "logged_outputs"
+    description: ClassVar[str] = (
+        "Users (with an optional per-user and long-term shares table) and items derived from a "
+        "logged-outputs file"
+    )
+    Params: ClassVar[type[PluginParams]] = LoggedOutputsParams
+
+    def load(self) -> Dataset:
+        return LoggedOutputsAdapter(self.params).logged_dataset()
+
+
+@hookimpl
+def audit_sdk_register_dataset_loaders(register: RegisterDatasetLoader) -> None:
+    register(LoggedOutputsLoader)

@@ -35,6 +35,7 @@ from rich.text import Text
 
 from audit_sdk import __version__
 from audit_sdk.errors import AuditSDKError, ExitCode, environment_error_message, terminal_safe
+from audit_sdk.plugin_commands import PluginCommandGroup
 from audit_sdk.redaction import (
     install_log_redaction,
     redact_text,
@@ -48,8 +49,17 @@ if TYPE_CHECKING:
 
 __all__ = ["app", "main"]
 
+
+class _Commands(PluginCommandGroup):
+    """Built-in commands, then those plugins register (audit_sdk_register_commands)."""
+
+    def wrap(self, callback: Callable[..., Any]) -> Callable[..., Any]:
+        return _user_errors(callback)
+
+
 app = typer.Typer(
     name="audit-sdk",
+    cls=_Commands,
     help="Audit LLM-based recommender systems for bias, with confidence intervals.",
     no_args_is_help=True,
     add_completion=False,
@@ -88,7 +98,7 @@ def _user_errors(fn: F) -> F:
         debug = bool(os.environ.get("AUDIT_SDK_DEBUG"))
         try:
             return fn(*args, **kwargs)
-        except (click.exceptions.Exit, click.exceptions.Abort, click.ClickException):
+        except (typer.Exit, click.exceptions.Exit, click.exceptions.Abort, click.ClickException):
             raise
         except AuditSDKError as exc:
             if debug:
@@ -312,85 +322,13 @@ def gate(
     try:
         render_gate_table(result, _table_console())
         sys.stdout.flush()
-    except (OSError, ValueError):  # a closed pipe (| head -1) or a full stdout
+    except (OSError, ValueError, SystemExit):
+        # a closed pipe (| head -1; rich answers it with SystemExit(1)) or a full stdout:
+        # the verdict does not depend on the table being read
         _silence_stdout()
     except Exception as exc:  # printing must never change the verdict
         print_error(f"could not print the gate's table ({type(exc).__name__}: {exc})")
     raise typer.Exit(code)
-
-
-@app.command("train-tinyrec")
-@_user_errors
-def train_tinyrec_command(
-    out_dir: Annotated[Path, typer.Option("--out", help="Folder for the model directory.")],
-    config: Annotated[
-        Path | None,
-        typer.Option(help="Audit file whose dataset section says what to train on."),
-    ] = None,
-    size: Annotated[str, typer.Option(help="demo (about a minute) or full.")] = "full",
-    seed: Annotated[int, typer.Option(help="Training seed.")] = 0,
-    time_budget: Annotated[
-        float | None, typer.Option("--time-budget", help="Stop training after this many seconds.")
-    ] = None,
-    overwrite: Annotated[bool, typer.Option(help="Replace an existing model directory.")] = False,
-) -> None:
-    """Train TinyRec (the embedded LLM recommender) and report held-out NDCG@10 and recall@10
-    beside the popularity and random baselines."""
-    from audit_sdk.adapters.tinyrec import train_tinyrec
-    from audit_sdk.config import load_config, parse_config
-    from audit_sdk.errors import ConfigError
-    from audit_sdk.plugin_host import get_plugin_host
-    from audit_sdk.plugin_instances import validate_params
-    from audit_sdk.sampling import filter_streams
-
-    if size not in ("demo", "full"):
-        raise ConfigError(f"--size {size!r}: use demo or full.")
-    cfg = load_config(config) if config is not None else parse_config({})
-    host = get_plugin_host()
-    reg = host.get("dataset_loader", cfg.dataset.loader)
-    loader = reg.cls(validate_params(reg, cfg.dataset.params, where="dataset.params"))
-    dataset = filter_streams(loader.load(), min_play_seconds=cfg.sampling.min_play_seconds)
-    with err.status(f"Training TinyRec ({size}) on {dataset.name}..."):
-        result = train_tinyrec(
-            dataset,
-            out_dir=out_dir,
-            size=size,  # type: ignore[arg-type]
-            seed=seed,
-            time_budget_s=time_budget,
-            overwrite=overwrite,
-            split_strategy=cfg.split.strategy,
-            test_items=cfg.split.test_items,
-            k=cfg.subject.k,
-        )
-    table = Table(title=f"Held-out quality on {dataset.name} (95% CI)")
-    summary = result.summary_table()
-    table.add_column("model")
-    for column in summary.columns:
-        table.add_column(str(column), justify="right")
-    for model, row in summary.iterrows():
-        table.add_row(str(model), *(str(v) for v in row))
-    _table_console().print(table)
-    for metric, v in result.paired.items():
-        verdict = "beats" if v["low"] > 0 else "does not beat"
-        out.print(
-            f"TinyRec - popularity, {metric}: {v['mean']:+.4f} "
-            f"[{v['low']:+.4f}, {v['high']:+.4f}]: TinyRec {verdict} popularity"
-        )
-    out.print(f"Saved {result.model_dir}")
-
-
-@app.command("export-onnx")
-@_user_errors
-def export_onnx_command(
-    model_dir: Annotated[Path, typer.Argument(help="A transformers causal LM directory.")],
-    out_dir: Annotated[Path, typer.Argument(help="Where to write the ONNX model.")],
-    overwrite: Annotated[bool, typer.Option(help="Replace an existing export.")] = False,
-) -> None:
-    """Export a causal LM (TinyRec included) to ONNX for the `onnx` adapter."""
-    from audit_sdk.adapters.onnx_export import export_onnx
-
-    path = export_onnx(model_dir, out_dir, overwrite=overwrite)
-    out.print(f"Exported {model_dir} to {path}")
 
 
 @app.command(

@@ -14,6 +14,7 @@ from audit_sdk.adapters.logged_outputs_adapter import LoggedOutputsAdapter, Logg
 
 from audit_sdk.config import load_config
 from audit_sdk.interfaces import AuditContext, SubjectOutputs
+from audit_sdk.plugin_instances import validate_params
 from audit_sdk.testing import make_host
 
 from .onboarding_worlds import write_profile_log
@@ -53,7 +54,15 @@ def test_logged_profiles_with_share_columns_and_a_user_table(tmp_path: Path) -> 
 def _context_from_log(config_path: Path):  # type: ignore[no-untyped-def]
     """What the data stage does for a log-only audit: the dataset and profiles from the log."""
     config = load_config(config_path)
-    adapter = LoggedOutputsAdapter(LoggedOutputsParams(**config.subject.params))
+    host = make_host()
+    params = validate_params(
+        host.get("adapter", "logged_outputs"),
+        config.subject.params,
+        where="subject.params",
+        base_dir=config_path.parent,
+    )
+    assert isinstance(params, LoggedOutputsParams)
+    adapter = LoggedOutputsAdapter(params)
     dataset = adapter.logged_dataset()
     subject = SubjectOutputs(
         name="logged",
@@ -68,7 +77,6 @@ def _context_from_log(config_path: Path):  # type: ignore[no-untyped-def]
         group_columns=config.groups.attributes or [],
         subject=subject,
     )
-    host = make_host()
     detectors = [
         host.get("detector", d.name).cls(host.get("detector", d.name).cls.Params(**d.params))
         for d in config.detectors

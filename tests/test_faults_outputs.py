@@ -15,7 +15,7 @@ import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any
 
 import numpy as np
 import pytest
@@ -47,9 +47,11 @@ def _manifest_consistent(folder: Path) -> bool:
 
 
 @pytest.fixture
-def default_host() -> Iterator[Any]:
+def default_host() -> Any:
     """The plugin host a default config's run uses (so inline plugins reach the CLI)."""
-    yield get_plugin_host(PluginSettings.resolve(allow=None, block=[], autoload=True, strict=False))
+    return get_plugin_host(
+        PluginSettings.resolve(allow=None, block=[], autoload=True, strict=False)
+    )
 
 
 # -- green only with a report ------------------------------------------------------------------
@@ -152,7 +154,6 @@ def test_a_file_size_limit_fails_the_run_without_root(tmp_path: Path) -> None:
 class ExitingDetector(Detector):
     name = "exits_in_detect"
     description = "calls sys.exit(0) from detect"
-    requires: ClassVar[frozenset[str]] = frozenset()
 
     def detect(self, context: Any) -> list[Finding]:
         sys.exit(0)
@@ -161,7 +162,6 @@ class ExitingDetector(Detector):
 class OddDetailsDetector(Detector):
     name = "odd_details"
     description = "a finding whose details are not JSON data"
-    requires: ClassVar[frozenset[str]] = frozenset()
 
     def detect(self, context: Any) -> list[Finding]:
         details = {

@@ -8,11 +8,13 @@ import os
 import subprocess
 import sys
 from pathlib import Path
+from typing import IO
 
 import pytest
 import yaml
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from click.testing import Result
 from typer.testing import CliRunner
 
 from audit_sdk.cli import app
@@ -39,7 +41,7 @@ def _passing() -> list[Finding]:
     return [finding("group_fairness", "ndcg@10:ratio", estimate=0.9, status="pass")]
 
 
-def _gate(*args: str) -> object:
+def _gate(*args: str) -> Result:
     return runner.invoke(app, ["gate", *args])
 
 
@@ -58,10 +60,10 @@ def _gate(*args: str) -> object:
 def test_a_report_that_checked_nothing_exits_4(tmp_path: Path, findings: list[Finding]) -> None:
     report = _published(tmp_path, findings)
     result = _gate(str(report))
-    assert result.exit_code == 4, result.output  # type: ignore[attr-defined]
-    assert "NOTHING CHECKED" in result.output  # type: ignore[attr-defined]
+    assert result.exit_code == 4, result.output
+    assert "NOTHING CHECKED" in result.output
     allowed = _gate(str(report), "--allow-empty")
-    assert allowed.exit_code == 0, allowed.output  # type: ignore[attr-defined]
+    assert allowed.exit_code == 0, allowed.output
 
 
 def test_a_violation_is_1_even_when_empty_is_allowed(tmp_path: Path) -> None:
@@ -72,7 +74,7 @@ def test_a_violation_is_1_even_when_empty_is_allowed(tmp_path: Path) -> None:
             finding("b", "m", estimate=0.1, status="fail"),
         ],
     )
-    assert _gate(str(report), "--allow-empty").exit_code == 1  # type: ignore[attr-defined]
+    assert _gate(str(report), "--allow-empty").exit_code == 1
 
 
 # -- the manifest --------------------------------------------------------------------------------
@@ -84,19 +86,19 @@ def test_a_report_changed_after_publication_is_refused(tmp_path: Path) -> None:
     data["findings"][0]["status"] = "pass"
     report.write_text(json.dumps(data))
     result = _gate(str(report))
-    assert result.exit_code == 2, result.output  # type: ignore[attr-defined]
-    assert "do not match" in result.output  # type: ignore[attr-defined]
+    assert result.exit_code == 2, result.output
+    assert "do not match" in result.output
     # A manifest that is present is checked even with --allow-missing-manifest.
-    assert _gate(str(report), "--allow-missing-manifest").exit_code == 2  # type: ignore[attr-defined]
+    assert _gate(str(report), "--allow-missing-manifest").exit_code == 2
 
 
 def test_a_bare_report_needs_the_flag(tmp_path: Path) -> None:
     report = _published(tmp_path, _passing())
     (tmp_path / MANIFEST_NAME).unlink()
     refused = _gate(str(report))
-    assert refused.exit_code == 2  # type: ignore[attr-defined]
-    assert "--allow-missing-manifest" in refused.output  # type: ignore[attr-defined]
-    assert _gate(str(report), "--allow-missing-manifest").exit_code == 0  # type: ignore[attr-defined]
+    assert refused.exit_code == 2
+    assert "--allow-missing-manifest" in refused.output
+    assert _gate(str(report), "--allow-missing-manifest").exit_code == 0
 
 
 def test_a_report_copied_next_to_another_runs_manifest_is_refused(tmp_path: Path) -> None:
@@ -104,7 +106,7 @@ def test_a_report_copied_next_to_another_runs_manifest_is_refused(tmp_path: Path
     _published(first, _passing(), seed=1)
     _published(second, _passing(), seed=2)
     (second / "report.json").write_bytes((first / "report.json").read_bytes())
-    assert _gate(str(second / "report.json")).exit_code == 2  # type: ignore[attr-defined]
+    assert _gate(str(second / "report.json")).exit_code == 2
 
 
 # -- printing never changes the verdict ----------------------------------------------------------
@@ -112,9 +114,10 @@ def test_a_report_copied_next_to_another_runs_manifest_is_refused(tmp_path: Path
 
 def _gate_process(report: Path, stdout: int | str) -> int:
     handle = open(stdout, "w") if isinstance(stdout, str) else None  # noqa: SIM115
+    target: int | IO[str] = handle if handle is not None else int(stdout)
     proc = subprocess.Popen(
         [sys.executable, "-m", "audit_sdk.cli", "gate", str(report)],
-        stdout=handle or stdout,
+        stdout=target,
         stderr=subprocess.PIPE,
     )
     if proc.stdout is not None:
@@ -138,9 +141,9 @@ def test_a_closed_or_full_stdout_keeps_the_exit_code(tmp_path: Path, where: str)
 
 def test_markup_in_a_path_is_printed_not_interpreted(tmp_path: Path) -> None:
     result = _gate(f"{tmp_path}/[/bold]/report.json")
-    assert result.exit_code == 2  # type: ignore[attr-defined]
-    assert "[/bold]" in result.output  # type: ignore[attr-defined]
-    assert "MarkupError" not in result.output  # type: ignore[attr-defined]
+    assert result.exit_code == 2
+    assert "[/bold]" in result.output
+    assert "MarkupError" not in result.output
 
 
 def test_markup_and_escape_bytes_in_data_reach_stdout_inert(tmp_path: Path) -> None:
@@ -153,10 +156,10 @@ def test_markup_and_escape_bytes_in_data_reach_stdout_inert(tmp_path: Path) -> N
         groups=[group("\x1b[31mred", 0.1)],
     )
     result = _gate(str(_published(tmp_path, [hostile])))
-    assert result.exit_code == 1, result.output  # type: ignore[attr-defined]
-    assert "[/bold]det" in result.output  # type: ignore[attr-defined]
-    assert "\x1b" not in result.output  # type: ignore[attr-defined]
-    assert "\\x1b[2J" in result.output  # type: ignore[attr-defined]
+    assert result.exit_code == 1, result.output
+    assert "[/bold]det" in result.output
+    assert "\x1b" not in result.output
+    assert "\\x1b[2J" in result.output
 
 
 def test_a_failed_run_error_with_markup_is_one_message(tmp_path: Path) -> None:
@@ -254,7 +257,7 @@ def test_bombs_in_config_and_policy_fail_fast_from_the_cli(tmp_path: Path) -> No
     policy = tmp_path / "policy.yaml"
     policy.write_text(_bomb(9, 9, where="fail_on_status"))
     result = _gate(str(report), "--policy", str(policy))
-    assert result.exit_code == 2 and "expands to over" in result.output  # type: ignore[attr-defined]
+    assert result.exit_code == 2 and "expands to over" in result.output
 
 
 def test_recursive_aliases_and_huge_documents_are_refused(tmp_path: Path) -> None:

@@ -12,9 +12,9 @@ from typing import IO
 
 import pytest
 import yaml
+from click.testing import Result
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from click.testing import Result
 from typer.testing import CliRunner
 
 from audit_sdk.cli import app

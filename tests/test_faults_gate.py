@@ -12,10 +12,9 @@ from typing import IO
 
 import pytest
 import yaml
-from click.testing import Result
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from typer.testing import CliRunner
+from typer.testing import CliRunner, Result
 
 from audit_sdk.cli import app
 from audit_sdk.config import MAX_DOCUMENT_NODES, load_config, load_yaml_document

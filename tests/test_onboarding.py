@@ -15,9 +15,10 @@ from audit_sdk.adapters.logged_outputs_adapter import LoggedOutputsAdapter, Logg
 from audit_sdk.config import load_config
 from audit_sdk.interfaces import AuditContext, SubjectOutputs
 from audit_sdk.plugin_instances import validate_params
+from audit_sdk.runner import AuditRunner
 from audit_sdk.testing import make_host
 
-from .onboarding_worlds import write_profile_log
+from .onboarding_worlds import write_movielens_like, write_profile_log
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
 
@@ -82,3 +83,28 @@ def _context_from_log(config_path: Path):  # type: ignore[no-untyped-def]
         for d in config.detectors
     ]
     return context, detectors
+
+
+def test_headerless_tab_and_pipe_dataset_with_one_hot_genres(tmp_path: Path) -> None:
+    write_movielens_like(tmp_path)
+    config_path = tmp_path / "audit.yaml"
+    shutil.copy(EXAMPLES / "movielens_like.yaml", config_path)
+    config = load_config(config_path)
+    runner = AuditRunner(config, quiet=True, out_dir=tmp_path / "out")
+    report = runner.run().report
+    context = runner.build_context()
+    catalog = context.dataset.catalog.frame
+    assert catalog.loc["1", "genres"] == ("action", "drama")  # one-hot flags, file order
+    assert catalog.loc["2", "title"] == "Caf\u00e9 2 (1995)"  # latin-1 decoded
+    users = context.dataset.users.frame
+    assert users["age"].dtype.kind in "iuf" and set(users["gender"]) == {"M", "F"}
+    gaps = [
+        f
+        for f in report.findings
+        if f.detector == "group_fairness" and f.group_by == "gender" and "ndcg" in f.metric
+    ]
+    assert gaps, [f.key for f in report.findings]
+    rows = {g.group: g for g in gaps[0].groups}
+    assert rows["F"].estimate is not None and rows["M"].estimate is not None
+    assert rows["F"].estimate < rows["M"].estimate  # the planted gap
+    assert gaps[0].status in {"warn", "fail"}

@@ -14,22 +14,44 @@ An audit config uses it as::
 The format comes from the file extension (``.csv``, ``.tsv``/``.tab``, ``.parquet``/``.pq``,
 ``.jsonl``/``.ndjson``, each optionally ``.gz``) unless ``format`` is given. Every table goes
 through :func:`audit_sdk.data.validation.validate_dataset`.
+
+Files as they come (MovieLens 100K: a headerless tab-separated ``u.data``, pipe-separated
+``u.user`` and ``u.item`` in latin-1 with 19 one-hot genre columns)::
+
+    params:
+      interactions: u.data
+      users: u.user
+      catalog: u.item
+      files:
+        interactions: {format: tsv, header: false, names: [user_id, item_id, rating, timestamp]}
+        users: {format: csv, delimiter: "|", header: false,
+                names: [user_id, age, gender, occupation, zip]}
+        catalog: {format: csv, delimiter: "|", encoding: latin-1, header: false,
+                  names: [item_id, title, release, video, url, unknown, Action, ..., Western]}
+      genre_columns: {between: [unknown, Western]}   # one-hot columns -> genres
+
+A header cell left empty (pandas would call it ``Unnamed: 4``) is never a silent attribute: an
+empty unnamed column is dropped with a note, one with values is an error naming its position.
+A header that names a column twice is an error.
 """
 
 from __future__ import annotations
 
+import csv
 import gzip
 import hashlib
 import io
 import json
+import logging
 import re
 from pathlib import Path
-from typing import Any, ClassVar, Literal
+from typing import Annotated, Any, ClassVar, Literal
 
 import numpy as np
 import pandas as pd
 from pydantic import Field, field_validator
 
+from audit_sdk.data.column_rules import ColumnSelector, select_columns
 from audit_sdk.data.tables import Dataset
 from audit_sdk.data.validation import (
     CATALOG_KEYS,
@@ -40,9 +62,11 @@ from audit_sdk.data.validation import (
 )
 from audit_sdk.errors import DataValidationError
 from audit_sdk.interfaces import DatasetLoader, PluginParams
+from audit_sdk.interfaces._params import PathParam
 
 __all__ = [
     "FileFormat",
+    "FileOptions",
     "TabularLoader",
     "TabularParams",
     "detect_format",
@@ -62,14 +86,51 @@ _SUFFIX_FORMATS: dict[str, FileFormat] = {
     ".ndjson": "jsonl",
 }
 _PARSER_LINE = re.compile(r"line (\d+)")
+logger = logging.getLogger(__name__)
+
+
+FileRole = Literal["interactions", "catalog", "users"]
+
+
+class FileOptions(PluginParams):
+    """How one file is written, where it differs from the loader-wide settings."""
+
+    format: FileFormat | None = Field(None, description="csv, tsv, parquet or jsonl")
+    delimiter: str | None = Field(None, description="field delimiter of CSV/TSV text")
+    encoding: str | None = Field(None, description="text encoding, e.g. latin-1")
+    header: bool = Field(True, description="false: the file has no header row (give names)")
+    names: list[str] | None = Field(
+        None, description="column names, in file order (required without a header)"
+    )
+
+    @field_validator("names")
+    @classmethod
+    def _unique_names(cls, value: list[str] | None) -> list[str] | None:
+        if value is not None:
+            seen = [n for i, n in enumerate(value) if n in value[:i]]
+            if seen:
+                raise ValueError(f"names lists {seen[0]!r} twice")
+        return value
 
 
 class TabularParams(PluginParams):
-    interactions: str = Field(description="path of the interactions file")
-    catalog: str | None = Field(
+    interactions: Annotated[str, PathParam()] = Field(description="path of the interactions file")
+    catalog: Annotated[str, PathParam()] | None = Field(
         default=None, description="path of the catalog file (one row per item)"
     )
-    users: str | None = Field(default=None, description="path of the users file (one row per user)")
+    users: Annotated[str, PathParam()] | None = Field(
+        default=None, description="path of the users file (one row per user)"
+    )
+    files: dict[FileRole, FileOptions] = Field(
+        default_factory=dict,
+        description="per file (interactions, catalog, users): format, delimiter, encoding, "
+        "header and names, overriding the loader-wide settings",
+    )
+    genre_columns: ColumnSelector | None = Field(
+        None,
+        description="one-hot genre columns of the catalog ({between: [A, B]}, {prefix: ...}, "
+        "{regex: ...} or {columns: [...]}): an item's genres are the columns holding 1",
+    )
     format: FileFormat | None = Field(
         default=None, description="file format of every file; default: from each file's extension"
     )
@@ -130,14 +191,45 @@ class TabularLoader(DatasetLoader):
     def load(self) -> Dataset:
         params = self.params
         assert isinstance(params, TabularParams)
-        options: dict[str, Any] = {
-            "format": params.format,
-            "encoding": params.encoding,
-            "delimiter": params.delimiter,
-        }
-        interactions = read_table(params.interactions, **options)
-        catalog = read_table(params.catalog, **options) if params.catalog else None
-        users = read_table(params.users, **options) if params.users else None
+
+        def options(role: FileRole) -> dict[str, Any]:
+            own = params.files.get(role, FileOptions())
+            if not own.header and not own.names:
+                raise DataValidationError(
+                    f"files.{role}.header is false but no names are given",
+                    source=str(getattr(params, role)),
+                    hint=f"list the columns in files.{role}.names, in file order",
+                )
+            return {
+                "format": own.format or params.format,
+                "encoding": own.encoding or params.encoding,
+                "delimiter": own.delimiter or params.delimiter,
+                "header": own.header,
+                "names": own.names,
+            }
+
+        for role in params.files:
+            if role != "interactions" and getattr(params, role) is None:
+                raise DataValidationError(
+                    f"files.{role} is set but there is no {role} file",
+                    source="tabular loader params",
+                    hint=f"set `{role}:` to the file's path, or drop files.{role}",
+                )
+        interactions = read_table(params.interactions, **options("interactions"))
+        catalog = read_table(params.catalog, **options("catalog")) if params.catalog else None
+        users = read_table(params.users, **options("users")) if params.users else None
+        catalog_columns = dict(params.catalog_columns)
+        if params.genre_columns is not None:
+            if catalog is None:
+                raise DataValidationError(
+                    "genre_columns needs a catalog file",
+                    source="tabular loader params",
+                    hint="set `catalog:`, or drop genre_columns",
+                )
+            catalog = one_hot_genres(
+                catalog, params.genre_columns, separator=params.genre_separator
+            )
+            catalog_columns["genres"] = _GENRES_COLUMN
         paths = {
             "interactions": params.interactions,
             "catalog": params.catalog,
@@ -154,12 +246,47 @@ class TabularLoader(DatasetLoader):
             catalog=catalog,
             users=users,
             columns=params.columns,
-            catalog_columns=params.catalog_columns,
+            catalog_columns=catalog_columns,
             user_columns=params.user_columns,
             genre_separator=params.genre_separator,
             timestamp_unit=params.timestamp_unit,
             metadata=metadata,
         )
+
+
+_GENRES_COLUMN = "genres (from one-hot columns)"
+_TRUE = frozenset({"1", "1.0", "true", "yes", "y", "t"})
+_FALSE = frozenset({"0", "0.0", "false", "no", "n", "f", ""})
+
+
+def one_hot_genres(raw: RawTable, selector: ColumnSelector, *, separator: str) -> RawTable:
+    """The catalog with the selected 0/1 columns folded into one genres column (file order),
+    or raise naming the row and column of a cell that is neither 0 nor 1."""
+    pairs = select_columns(
+        selector, list(raw.frame.columns), source=raw.source, param="genre_columns"
+    )
+    frame = raw.frame
+    flags = {}
+    for column, level in pairs:
+        text = frame[column].astype(str).str.strip().str.lower()
+        bad = ~(text.isin(_TRUE) | text.isin(_FALSE))
+        if bool(bad.any()):
+            position = int(np.flatnonzero(bad.to_numpy())[0])
+            raise DataValidationError(
+                f"a one-hot genre column must hold 0 or 1, got {frame[column].iloc[position]!r}",
+                source=raw.source,
+                row=raw.row_of(position),
+                column=column,
+                hint="check genre_columns: it should select only the 0/1 genre columns",
+            )
+        flags[level] = text.isin(_TRUE).to_numpy()
+    levels = list(flags)
+    genres = [
+        separator.join(level for level in levels if flags[level][i]) for i in range(len(frame))
+    ]
+    kept = frame.drop(columns=[c for c, _ in pairs])
+    kept[_GENRES_COLUMN] = genres
+    return RawTable(kept, raw.source, raw.rows, list(raw.notes))
 
 
 def _stem(path: Path) -> str:
@@ -199,8 +326,13 @@ def read_table(
     format: FileFormat | None = None,
     encoding: str = "utf-8",
     delimiter: str | None = None,
+    header: bool = True,
+    names: list[str] | None = None,
 ) -> RawTable:
-    """Read one file as it is (text columns stay text) for validation, or raise."""
+    """Read one file as it is (text columns stay text) for validation, or raise.
+
+    ``names`` names the columns of a file without a header (``header=False``), or renames
+    those of one with a header, in file order."""
     source = str(path)
     file = Path(path).expanduser()
     if not file.is_file():
@@ -211,7 +343,7 @@ def read_table(
         )
     chosen = format or detect_format(file)
     if chosen == "parquet":
-        return _read_parquet(file, source)
+        return _renamed(_read_parquet(file, source), names)
     data = file.read_bytes()
     if file.name.lower().endswith(".gz"):
         try:
@@ -221,17 +353,52 @@ def read_table(
                 f"cannot decompress gzip file: {exc}", source=source, hint="re-create the file"
             ) from None
     if chosen == "jsonl":
-        return _read_jsonl(data, source, encoding)
+        return _renamed(_read_jsonl(data, source, encoding), names)
     separator = delimiter or ("\t" if chosen == "tsv" else ",")
-    return read_delimited(data, source=source, encoding=encoding, delimiter=separator)
+    return read_delimited(
+        data, source=source, encoding=encoding, delimiter=separator, header=header, names=names
+    )
 
 
-def read_delimited(data: bytes, *, source: str, encoding: str, delimiter: str) -> RawTable:
-    """Parse delimited text with a header row; every cell stays text. Blank lines are skipped
-    but counted, so row numbers match the file."""
-    text = decode_text(data, source=source, encoding=encoding, header_lines=1)
+def _renamed(raw: RawTable, names: list[str] | None) -> RawTable:
+    if names is None:
+        return raw
+    if len(names) != len(raw.frame.columns):
+        raise DataValidationError(
+            f"names lists {len(names)} columns but the file has {len(raw.frame.columns)} "
+            f"({raw.column_list})",
+            source=raw.source,
+            hint="give one name per column, in file order",
+        )
+    frame = raw.frame.set_axis(names, axis=1)
+    return RawTable(frame, raw.source, raw.rows, list(raw.notes))
+
+
+def read_delimited(
+    data: bytes,
+    *,
+    source: str,
+    encoding: str,
+    delimiter: str,
+    header: bool = True,
+    names: list[str] | None = None,
+) -> RawTable:
+    """Parse delimited text, with a header row unless ``header`` is false (then ``names``
+    names the columns); every cell stays text. Blank lines are skipped but counted, so row
+    numbers match the file. A header naming a column twice is an error; an unnamed column is
+    dropped with a note when empty and an error otherwise."""
+    text = decode_text(data, source=source, encoding=encoding, header_lines=1 if header else 0)
     if not text.strip():
         raise DataValidationError("the file is empty", source=source, hint="write a header row")
+    header_cells = _header_cells(text, delimiter) if header else None
+    if header_cells is not None:
+        _check_header(header_cells, source)
+    if not header and not names:
+        raise DataValidationError(
+            "a file without a header needs names",
+            source=source,
+            hint="list the columns in the loader's files.<role>.names, in file order",
+        )
     try:
         frame = pd.read_csv(
             io.StringIO(text),
@@ -240,6 +407,9 @@ def read_delimited(data: bytes, *, source: str, encoding: str, delimiter: str) -
             keep_default_na=False,
             skip_blank_lines=False,
             engine="c",
+            header=0 if header else None,
+            names=None if header else names,
+            index_col=False,
         )
     except pd.errors.ParserError as exc:
         match = _PARSER_LINE.search(str(exc))
@@ -252,13 +422,68 @@ def read_delimited(data: bytes, *, source: str, encoding: str, delimiter: str) -
             hint="check that every row has as many fields as the header (quote fields that "
             "contain the delimiter), or set `delimiter:` in the loader params",
         ) from None
+    notes: list[str] = []
+    if header_cells is not None:
+        frame, notes = _drop_unnamed(frame, header_cells, source)
     frame.columns = [str(c).strip() for c in frame.columns]
     blank = (frame == "").all(axis=1).to_numpy(dtype=bool) if len(frame.columns) else None
     rows = np.arange(1, len(frame) + 1)
     if blank is not None and blank.any():
         frame = frame.loc[~blank].reset_index(drop=True)
         rows = rows[~blank]
-    return RawTable(frame, source, rows)
+    raw = RawTable(frame, source, rows, notes)
+    if header and names is not None:
+        return _renamed(raw, names)
+    return raw
+
+
+def _header_cells(text: str, delimiter: str) -> list[str]:
+    first = next((line for line in text.splitlines() if line.strip()), "")
+    cells = next(csv.reader([first], delimiter=delimiter), [])
+    return [c.strip() for c in cells]
+
+
+def _check_header(cells: list[str], source: str) -> None:
+    seen: dict[str, int] = {}
+    for position, name in enumerate(cells, start=1):
+        if not name:
+            continue
+        if name in seen:
+            raise DataValidationError(
+                f"the header names column {name!r} twice (columns {seen[name]} and {position}); "
+                "one of them would be silently renamed or dropped",
+                source=source,
+                row=0,
+                column=name,
+                hint="give every column its own name (or read the file with header: false "
+                "and names)",
+            )
+        seen[name] = position
+
+
+def _drop_unnamed(
+    frame: pd.DataFrame, cells: list[str], source: str
+) -> tuple[pd.DataFrame, list[str]]:
+    notes: list[str] = []
+    drop = []
+    for position, (column, name) in enumerate(zip(frame.columns, cells, strict=False), start=1):
+        if name:
+            continue
+        filled = int((frame[column].astype(str).str.strip() != "").sum())
+        if filled:
+            raise DataValidationError(
+                f"column {position} has no name in the header but holds {filled} values; it "
+                "would become an attribute called " + repr(str(column)),
+                source=source,
+                row=0,
+                column=str(column),
+                hint="name it in the header (or read with header: false and names), or remove it",
+            )
+        drop.append(column)
+        notes.append(f"{source}: column {position} has no name and no values; dropped")
+    for note in notes:
+        logger.warning(note)
+    return frame.drop(columns=drop), notes
 
 
 def _read_jsonl(data: bytes, source: str, encoding: str) -> RawTable:

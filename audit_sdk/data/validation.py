@@ -13,8 +13,9 @@ nullable ``Int64``. Catalog and users are indexed by ``item_id`` and ``user_id``
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Literal, NoReturn
 
 import numpy as np
@@ -43,6 +44,8 @@ INTERACTION_KEYS = ("user_id", "item_id", "plays", "timestamp", "duration_s", "r
 CATALOG_KEYS = ("item_id", "title", "artist", "genres", "country", "release_year")
 USER_KEYS = ("user_id",)
 
+_MAX_EXACT = float(2**53)  # largest integer a float64 holds exactly
+_AGE_RANGE = (0.0, 120.0)
 _MISSING_TOKENS = frozenset({"", "nan", "na", "n/a", "null", "none", "<na>", "nat"})
 _ENCODING_HINT = (
     "set `encoding:` in the loader params to the file's encoding, e.g. `encoding: latin-1`"
@@ -60,6 +63,7 @@ class RawTable:
     frame: pd.DataFrame
     source: str
     rows: np.ndarray | None = None
+    notes: list[str] = field(default_factory=list)  # what reading changed (dropped columns)
 
     def row_of(self, position: int) -> int:
         """The 1-based row (or line) number of the frame row at ``position``."""
@@ -194,11 +198,40 @@ def _ids(raw: RawTable, column: str, key: str) -> pd.Series:
         if series.isna().any():
             _raise_empty(raw, _first(series.isna().to_numpy()), column, key)
         return series.astype(str)
-    text = series.astype(object).map(_id_text)
+    objects = series.astype(object)
+    structured = objects.map(_is_structured).to_numpy(dtype=bool)
+    if structured.any():
+        position = _first(structured)
+        raise DataValidationError(
+            f"{key} must be text or an integer, got the JSON "
+            f"{'object' if isinstance(_as_json(objects.iloc[position]), dict) else 'list'} "
+            f"{_show(objects.iloc[position])}",
+            source=raw.source,
+            row=raw.row_of(position),
+            column=column,
+            hint=f"map `{key}` to the column that holds the ids, or write the id itself "
+            '(e.g. "u1", not {"id": "u1"})',
+        )
+    text = objects.map(_id_text)
     empty = text.isna().to_numpy(dtype=bool) | _missing_mask(text)
     if empty.any():
         _raise_empty(raw, _first(empty), column, key)
     return text.astype(str)
+
+
+def _as_json(value: Any) -> Any:
+    if isinstance(value, (dict, list, tuple)):
+        return value
+    if isinstance(value, str) and value.strip()[:1] in ("{", "["):
+        try:
+            return json.loads(value)
+        except ValueError:
+            return None
+    return None
+
+
+def _is_structured(value: Any) -> bool:
+    return isinstance(_as_json(value), (dict, list, tuple))
 
 
 def _id_text(value: Any) -> Any:
@@ -275,6 +308,18 @@ def _numbers(
         )
     if required and missing.any():
         _raise_empty(raw, _first(missing), column, key)
+    huge = np.abs(np.where(missing, 0.0, values)) > _MAX_EXACT
+    if huge.any():
+        position = _first(huge)
+        raise DataValidationError(
+            f"{key} {_show(series.iloc[position])} is too large to count exactly (limit "
+            f"{_MAX_EXACT:.3g}); sums over it would overflow or lose the user",
+            source=raw.source,
+            row=raw.row_of(position),
+            column=column,
+            hint="check the column's unit and parsing (a timestamp or id mapped as "
+            f"{key}?), or correct the row",
+        )
     if non_negative:
         negative = values < 0
         if negative.any():
@@ -578,10 +623,32 @@ def validate_users(raw: RawTable, *, columns: Mapping[str, str] | None = None) -
         if name == "user_id":
             continue
         attributes[name] = _attribute(raw.frame[column])
+        if name == "age":
+            _check_ages(raw, str(column), attributes[name])
     frame = pd.DataFrame(
         attributes, index=pd.Index(user_ids.to_numpy(), name="user_id").astype(str)
     )
     return frame
+
+
+def _check_ages(raw: RawTable, column: str, values: Any) -> None:
+    """Numeric ages must lie in [0, 120]; a text age column (e.g. '18-24') is left alone."""
+    numbers = pd.to_numeric(pd.Series(values), errors="coerce").to_numpy(dtype=float)
+    if not np.isfinite(numbers).any() or pd.api.types.is_string_dtype(pd.Series(values).dtype):
+        return
+    low, high = _AGE_RANGE
+    bad = np.isfinite(numbers) & ((numbers < low) | (numbers > high))
+    if bad.any():
+        position = _first(bad)
+        raise DataValidationError(
+            f"age {numbers[position]:g} is impossible (ages lie in {low:g} to {high:g}); "
+            f"{int(bad.sum())} users have such an age",
+            source=raw.source,
+            row=raw.row_of(position),
+            column=column,
+            hint="correct or blank the value (a missing age is allowed), or map `age` to the "
+            "right column (birth year? age in months?)",
+        )
 
 
 def _attribute(series: pd.Series) -> Any:
@@ -669,6 +736,9 @@ def validate_dataset(
     interaction user ids and no attributes.
     """
     notes: list[str] = list((metadata or {}).get("notes", []))
+    for raw in (interactions, catalog, users):
+        if raw is not None:
+            notes.extend(raw.notes)
     interaction_frame = validate_interactions(
         interactions, columns=columns, timestamp_unit=timestamp_unit
     )

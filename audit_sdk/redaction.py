@@ -51,7 +51,9 @@ _SECRET_WORDS = (
 _SECRET_NAME = re.compile(rf"(?:^|[_\-.])(?:{_SECRET_WORDS})(?:$|[_\-.])", re.IGNORECASE)
 _SECRET_QUERY_NAME = re.compile(rf"(?:^|[_\-.])(?:{_SECRET_WORDS}|key|sig)(?:$|[_\-.])", re.I)
 # user:password@ in any scheme://; the user part alone (no colon) is kept.
-_URL_USERINFO = re.compile(r"(?P<scheme>\b[a-zA-Z][a-zA-Z0-9+.-]*://)(?P<userinfo>[^\s/@?#]+)@")
+# (Greedy up to the last "@": a password with an unencoded "/" or "?" is still caught; a
+# URL whose path holds an "@" after a port is over-redacted, which is the safe side.)
+_URL_USERINFO = re.compile(r"(?P<scheme>\b[a-zA-Z][a-zA-Z0-9+.-]*://)(?P<userinfo>[^\s@\"'<>]+)@")
 _QUERY_PARAM = re.compile(r"(?P<sep>[?&])(?P<name>[^=&#\s]+)=(?P<value>[^&#\s\"'<>]*)")
 _BEARER = re.compile(r"(?P<scheme>\bBearer\s+)[A-Za-z0-9._~+/=-]{6,}")
 

@@ -359,8 +359,10 @@ def schema(
     """Print the JSON Schema of the audit config (default), the report, or a gate policy."""
     if kind is SchemaKind.config:
         from audit_sdk.config import AuditConfig
+        from audit_sdk.plugin_docs import config_schema
+        from audit_sdk.plugin_host import get_plugin_host
 
-        data = AuditConfig.model_json_schema()
+        data = config_schema(get_plugin_host(), AuditConfig.model_json_schema())
     elif kind is SchemaKind.report:
         from audit_sdk.report_model import Report
 
@@ -375,12 +377,21 @@ def schema(
 @app.command()
 @_user_errors
 def plugins(
+    name: Annotated[
+        str | None, typer.Argument(help="A plugin's name: print its parameters.")
+    ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
 ) -> None:
-    """List installed plugins: name, version, providing distribution and what they register."""
+    """List installed plugins: name, version, providing distribution and what they register;
+    with NAME, that plugin's parameters (type, default, description)."""
     from audit_sdk.plugin_host import get_plugin_host
 
     host = get_plugin_host()
+    if name is not None:
+        from audit_sdk.plugin_docs import render_plugin
+
+        sys.stdout.write(render_plugin(host, name))
+        return
     registrations = host.registry.all()
     if as_json:
         rows = [

@@ -159,7 +159,12 @@ def environment_error_message(exc: BaseException, *, path: object = None) -> str
         if advice:
             return f"{prefix}{advice[0]}; {advice[1]}."
         return f"{prefix}{exc.strerror or exc}."
-    if isinstance(exc, sqlite3.OperationalError) and "locked" in str(exc).lower():
+    text = str(exc).lower()
+    if isinstance(exc, sqlite3.Error) and "full" in text:
+        return f"{prefix}the disk is full ({exc}); free space or point the file elsewhere."
+    if isinstance(exc, sqlite3.Error) and "readonly" in text.replace("-", "").replace(" ", ""):
+        return f"{prefix}the file or its folder is read-only ({exc}); choose a writable path."
+    if isinstance(exc, sqlite3.OperationalError) and ("locked" in text or "busy" in text):
         return (
             f"{prefix}the SQLite cache is locked by another process ({exc}); wait for it, or "
             "point profiles.cache at another file."

@@ -13,6 +13,7 @@ a key is stored at most once (the first text wins).
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import sqlite3
@@ -23,10 +24,24 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from audit_sdk.errors import DataValidationError
+from audit_sdk.errors import (
+    AuditSDKError,
+    DataValidationError,
+    ExitCode,
+    environment_error_message,
+)
 from audit_sdk.interfaces.adapter import GenerationParams
+from audit_sdk.redaction import redact_text
 
-__all__ = ["CacheKey", "CacheRecord", "CacheStats", "GenerationCache"]
+__all__ = ["CacheKey", "CacheRecord", "CacheStats", "GenerationCache", "GenerationCacheError"]
+
+
+class GenerationCacheError(AuditSDKError):
+    """The cache file cannot be used: a full disk, a read-only folder, a directory in its
+    place, a lock held by another process. The message names the file and what to do."""
+
+    exit_code = ExitCode.NO_REPORT
+
 
 SCHEMA_VERSION = 1
 _CHUNK = 500
@@ -139,10 +154,25 @@ class GenerationCache:
         self._misses = 0
         self._writes = 0
 
+    @contextlib.contextmanager
+    def _environment(self, action: str) -> Iterator[None]:
+        """Turn a failure of the environment while ``action`` into one clear error."""
+        try:
+            yield
+        except (sqlite3.Error, OSError) as exc:
+            raise GenerationCacheError(
+                f"generation cache, {action}: {environment_error_message(exc, path=self.path)}"
+                " (profiles.cache: null turns the cache off)"
+            ) from None
+
     # -- connection -------------------------------------------------------------------------
     def _connect(self) -> sqlite3.Connection:
         if self._connection is not None:
             return self._connection
+        with self._environment("opening"):
+            return self._open()
+
+    def _open(self) -> sqlite3.Connection:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         connection = sqlite3.connect(
             self.path, timeout=self.timeout_s, check_same_thread=False, isolation_level=None
@@ -196,7 +226,7 @@ class GenerationCache:
         by_digest = {key.digest: key for key in keys}
         found: dict[CacheKey, CacheRecord] = {}
         digests = list(by_digest)
-        with self._lock:
+        with self._lock, self._environment("reading"):
             connection = self._connect()
             for start in range(0, len(digests), _CHUNK):
                 chunk = digests[start : start + _CHUNK]
@@ -217,12 +247,12 @@ class GenerationCache:
         return self.get_many([key]).get(key)
 
     def __len__(self) -> int:
-        with self._lock:
+        with self._lock, self._environment("reading"):
             row = self._connect().execute("SELECT COUNT(*) FROM generations").fetchone()
         return int(row[0])
 
     def __iter__(self) -> Iterator[CacheRecord]:
-        with self._lock:
+        with self._lock, self._environment("reading"):
             rows = (
                 self._connect()
                 .execute(
@@ -260,12 +290,12 @@ class GenerationCache:
                     float(key.top_p),
                     int(key.max_new_tokens),
                     int(key.seed),
-                    record.text,
-                    json.dumps(dict(record.metadata), sort_keys=True, default=str),
+                    redact_text(record.text),
+                    redact_text(json.dumps(dict(record.metadata), sort_keys=True, default=str)),
                     record.created_at or now,
                 )
             )
-        with self._lock:
+        with self._lock, self._environment("writing"):
             connection = self._connect()
             before = connection.total_changes
             connection.execute("BEGIN IMMEDIATE")
@@ -274,7 +304,8 @@ class GenerationCache:
                     "INSERT OR IGNORE INTO generations VALUES (?,?,?,?,?,?,?,?,?,?,?)", rows
                 )
             except BaseException:
-                connection.execute("ROLLBACK")
+                with contextlib.suppress(sqlite3.Error):
+                    connection.execute("ROLLBACK")
                 raise
             connection.execute("COMMIT")
             added = connection.total_changes - before
@@ -287,7 +318,7 @@ class GenerationCache:
     # -- inspection -------------------------------------------------------------------------
     def stats(self) -> CacheStats:
         """Row counts (total and per adapter), file size, and this object's hits and misses."""
-        with self._lock:
+        with self._lock, self._environment("reading"):
             connection = self._connect()
             by_adapter = dict(
                 connection.execute(

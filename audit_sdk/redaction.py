@@ -45,7 +45,7 @@ MIN_SECRET_CHARS = 4
 
 _SECRET_WORDS = (
     r"api_?key|apikey|x-api-key|token|access_?token|auth_?token|refresh_?token|secret|"
-    r"client_?secret|password|passwd|pwd|passphrase|credentials?|private_?key|access_?key|"
+    r"client_?secret|password|passwd|passphrase|credentials?|private_?key|access_?key|"
     r"secret_?key|session_?key|auth|authorization|signature"
 )
 _SECRET_NAME = re.compile(rf"(?:^|[_\-.])(?:{_SECRET_WORDS})(?:$|[_\-.])", re.IGNORECASE)
@@ -97,8 +97,16 @@ def register_environment_secrets(environ: Mapping[str, str] | None = None) -> No
     """Register the values of environment variables whose name says they hold a credential."""
     environ = os.environ if environ is None else environ
     for name, value in environ.items():
-        if _is_secret_name(name):
+        if _is_secret_name(name) and not _is_existing_path(value):
             register_secret(value)
+
+
+def _is_existing_path(value: str) -> bool:
+    """A variable such as ``SSH_AUTH_SOCK`` holds a path, not a secret."""
+    try:
+        return value.startswith(("/", "~", ".")) and os.path.exists(os.path.expanduser(value))
+    except (OSError, ValueError):
+        return False
 
 
 def register_params_secrets(params: Any, environ: Mapping[str, str] | None = None) -> None:

@@ -4,8 +4,9 @@ A reporter is a plugin and may be broken; a disk may be full, read-only or share
 audit. :func:`write_reports` therefore
 
 1. makes the report safe to write: finding ``details`` become JSON data (a value that is not,
-   such as an object, is stored as its text and the finding gets a warning), and every string
-   passes the redaction layer (:mod:`audit_sdk.redaction`);
+   such as an object, is stored as its text and the finding gets a warning), every string
+   passes the redaction layer (:mod:`audit_sdk.redaction`), and lone surrogates become
+   ``\\udcxx`` escapes;
 2. renders every reporter into memory, recording the ones that raise. ``report.json`` is the
    source of truth: when the JSON reporter is requested and fails, *nothing* is written;
 3. takes the output folder's lock (``flock`` on the folder itself, so no lock file is left
@@ -254,8 +255,24 @@ def prepare_report(report: Report) -> tuple[Report, list[str]]:
     findings = [_safe_finding(f, notes) for f in report.findings]
     extra = [n for n in threshold_notes(report) if n not in report.notes]
     safe = report.model_copy(update={"findings": findings, "notes": [*report.notes, *extra]})
-    data = redact_data(safe.model_dump(mode="json"))
+    data = _encodable(redact_data(safe.model_dump(mode="json")))
     return Report.model_validate(data), notes
+
+
+def _encodable(value: Any) -> Any:
+    """``value`` with lone surrogates (from bytes that were not UTF-8, or a JSONL ``\\udcff``)
+    written as ``\\udcff`` escapes, so every format can encode it."""
+    if isinstance(value, str):
+        try:
+            value.encode("utf-8")
+            return value
+        except UnicodeEncodeError:
+            return value.encode("utf-8", errors="backslashreplace").decode("utf-8")
+    if isinstance(value, dict):
+        return {_encodable(k): _encodable(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_encodable(v) for v in value]
+    return value
 
 
 # -- the output folder's lock ------------------------------------------------------------------

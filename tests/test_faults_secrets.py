@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from typing import Any
@@ -21,6 +22,7 @@ from audit_sdk.interfaces._params import PluginParams
 from audit_sdk.plugin_host import PluginSettings, get_plugin_host
 from audit_sdk.redaction import (
     REDACTED,
+    clear_secrets,
     install_log_redaction,
     redact_data,
     redact_text,
@@ -32,6 +34,14 @@ from audit_sdk.testing import inline_plugin
 from tests.fault_helpers import MisbehavingServer, send
 
 runner = CliRunner()
+
+
+@pytest.fixture(autouse=True)
+def _forget_secrets() -> Iterator[None]:
+    """The registry is process-wide: secrets planted here must not redact other tests."""
+    yield
+    clear_secrets()
+
 
 KEY = "sk-canary-KEY-0123456789"
 PASSWORD = "canary-PASSWORD-42"
@@ -143,9 +153,12 @@ def test_a_registered_secret_never_survives_redaction(
     secret: str, before: str, after: str, newline: bool
 ) -> None:
     register_secret(secret + ("\n" if newline else ""))
-    assert secret not in redact_text(before + secret + after)
-    data = {"a": [before + secret, {"b": secret + after}], "n": 3}
-    assert secret not in json.dumps(redact_data(data))
+    try:
+        assert secret not in redact_text(before + secret + after)
+        data = {"a": [before + secret, {"b": secret + after}], "n": 3}
+        assert secret not in json.dumps(redact_data(data))
+    finally:
+        clear_secrets()
 
 
 @settings(max_examples=100, deadline=None)

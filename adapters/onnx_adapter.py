@@ -19,7 +19,7 @@ import numpy as np
 from pydantic import Field
 
 from audit_sdk.errors import AdapterError
-from audit_sdk.hookspecs import RegisterAdapter, hookimpl
+from audit_sdk.hookspecs import RegisterAdapter, RegisterCommand, hookimpl
 from audit_sdk.interfaces import GenerationParams, PluginParams
 
 from .local_causal_lm import SMALL_MODEL_PARAMETERS, LocalCausalLM
@@ -215,3 +215,10 @@ class OnnxAdapter(LocalCausalLM):
 @hookimpl
 def audit_sdk_register_adapters(register: RegisterAdapter) -> None:
     register(OnnxAdapter)
+
+
+@hookimpl
+def audit_sdk_register_commands(register: RegisterCommand) -> None:
+    from .onnx_export_command import ExportOnnxCommand
+
+    register(ExportOnnxCommand)

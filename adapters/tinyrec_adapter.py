@@ -16,7 +16,7 @@ from typing import Any, ClassVar, Literal
 from pydantic import Field
 
 from audit_sdk.errors import AdapterError
-from audit_sdk.hookspecs import RegisterAdapter, hookimpl
+from audit_sdk.hookspecs import RegisterAdapter, RegisterCommand, hookimpl
 from audit_sdk.interfaces import Capability, PluginParams
 
 from .huggingface_adapter import Device, DType, HuggingFaceAdapter
@@ -98,3 +98,10 @@ class TinyRecAdapter(HuggingFaceAdapter):
 @hookimpl
 def audit_sdk_register_adapters(register: RegisterAdapter) -> None:
     register(TinyRecAdapter)
+
+
+@hookimpl
+def audit_sdk_register_commands(register: RegisterCommand) -> None:
+    from .tinyrec.commands import TrainTinyRecCommand
+
+    register(TrainTinyRecCommand)

@@ -30,6 +30,7 @@ if TYPE_CHECKING:
         Mitigator,
         Reporter,
     )
+    from audit_sdk.plugin_commands import PluginCommand
 
 __all__ = ["PROJECT_NAME", "hookimpl", "hookspec"]
 
@@ -57,6 +58,10 @@ class RegisterReporter(Protocol):
 
 class RegisterDatasetLoader(Protocol):
     def __call__(self, loader_class: type[DatasetLoader], /) -> None: ...
+
+
+class RegisterCommand(Protocol):
+    def __call__(self, command_class: type[PluginCommand], /) -> None: ...
 
 
 @hookspec
@@ -128,4 +133,21 @@ def audit_sdk_register_dataset_loaders(register: RegisterDatasetLoader) -> None:
     :returns: nothing.
 
     Since 0.1.
+    """
+
+
+@hookspec
+def audit_sdk_register_commands(register: RegisterCommand) -> None:
+    """Register subcommands of the ``audit-sdk`` command line (``audit-sdk train-tinyrec`` is
+    one, from the tinyrec plugin).
+
+    Fires once, when plugins are first loaded; the CLI loads plugins for this only when a
+    command name is not a built-in one, or to list every command in ``--help``.
+
+    :param register: call ``register(CommandClass)`` for each subclass of
+        :class:`audit_sdk.plugin_commands.PluginCommand`. Its ``name`` is the command
+        (``audit-sdk <name>``); a built-in command of the same name hides it.
+    :returns: nothing.
+
+    Since 0.2.
     """

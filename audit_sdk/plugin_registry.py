@@ -10,10 +10,11 @@ from typing import Any, Literal, get_args
 
 from audit_sdk.errors import DuplicatePluginError, PluginLoadError, UnknownPluginError
 from audit_sdk.interfaces import DatasetLoader, Detector, GeneratorAdapter, Mitigator, Reporter
+from audit_sdk.plugin_commands import PluginCommand
 
 __all__ = ["HOOK_FOR_KIND", "KINDS", "Kind", "PluginRegistry", "Registration"]
 
-Kind = Literal["adapter", "detector", "mitigator", "reporter", "dataset_loader"]
+Kind = Literal["adapter", "detector", "mitigator", "reporter", "dataset_loader", "command"]
 KINDS: tuple[Kind, ...] = get_args(Kind)
 
 BASE_FOR_KIND: dict[Kind, type] = {
@@ -22,6 +23,7 @@ BASE_FOR_KIND: dict[Kind, type] = {
     "mitigator": Mitigator,
     "reporter": Reporter,
     "dataset_loader": DatasetLoader,
+    "command": PluginCommand,
 }
 HOOK_FOR_KIND: dict[Kind, str] = {
     "adapter": "audit_sdk_register_adapters",
@@ -29,6 +31,7 @@ HOOK_FOR_KIND: dict[Kind, str] = {
     "mitigator": "audit_sdk_register_mitigators",
     "reporter": "audit_sdk_register_reporters",
     "dataset_loader": "audit_sdk_register_dataset_loaders",
+    "command": "audit_sdk_register_commands",
 }
 _NAME = re.compile(r"^[a-z][a-z0-9_.\-]*$")
 

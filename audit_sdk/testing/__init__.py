@@ -31,9 +31,10 @@ from audit_sdk.interfaces import (
 from audit_sdk.plugin_host import PluginHost, PluginSettings
 from audit_sdk.report_model import Finding
 from audit_sdk.runner import AuditRunner, missing_requirement
+from audit_sdk.testing.adapter_checks import check_adapter
 from audit_sdk.thresholds import evaluate_threshold
 
-__all__ = ["check_detector", "inline_plugin", "make_context", "make_host"]
+__all__ = ["check_adapter", "check_detector", "inline_plugin", "make_context", "make_host"]
 
 _HOOK_FOR_BASE: dict[type, str] = {
     GeneratorAdapter: "audit_sdk_register_adapters",

@@ -36,6 +36,22 @@ from audit_sdk.redaction import redact_text
 __all__ = ["CacheKey", "CacheRecord", "CacheStats", "GenerationCache", "GenerationCacheError"]
 
 
+def _environment_failure(exc: sqlite3.Error) -> bool:
+    text = str(exc).lower()
+    return isinstance(exc, sqlite3.OperationalError) and any(
+        word in text
+        for word in (
+            "full",
+            "readonly",
+            "read-only",
+            "locked",
+            "busy",
+            "unable to open",
+            "disk i/o",
+        )
+    )
+
+
 class GenerationCacheError(AuditSDKError):
     """The cache file cannot be used: a full disk, a read-only folder, a directory in its
     place, a lock held by another process. The message names the file and what to do."""
@@ -200,6 +216,8 @@ class GenerationCache:
                 )
         except sqlite3.DatabaseError as exc:
             connection.close()
+            if _environment_failure(exc):
+                raise  # a full disk or a lock is not a broken file: _environment says so
             raise DataValidationError(
                 f"not a usable generation cache ({exc}).",
                 source=str(self.path),

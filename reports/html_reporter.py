@@ -1,5 +1,12 @@
 """``report.html``: one self-contained page (inline CSS, inline SVG charts, no scripts).
 
+Read in a minute: findings that need attention (fail, error, warn) come first, then every
+finding grouped by detector, folded (``<details>``) unless it needs attention. Every interval
+says its level and kind where it is shown ("95% bootstrap BCa", "99.4% FCR-adjusted",
+"99.2% simultaneous"), with a one-line explanation of simultaneous and FCR-adjusted intervals.
+Chart axes follow the metric's declared range when a finding gives one
+(``details["value_range"] = [low, high]``, e.g. [1, 7] for a rating).
+
 The page is rendered with a jinja2 environment that autoescapes everything; the only markup
 passed through unescaped is the SVG drawn by :mod:`.svg_charts`, which escapes its own text.
 Nothing is fetched when the file is opened: no fonts, images, stylesheets or scripts from
@@ -33,11 +40,38 @@ from .svg_charts import (
     is_number,
 )
 
-__all__ = ["HtmlReporter", "histogram_series", "reference_value", "render_html"]
+__all__ = [
+    "HtmlReporter",
+    "histogram_series",
+    "interval_label",
+    "reference_value",
+    "render_html",
+    "value_range",
+]
 
 TEMPLATE_DIR = Path(__file__).parent / "templates"
 STATUS_ORDER = ("fail", "error", "warn", "pass", "skipped")
 WORST_FIRST = ("error", "fail", "warn", "pass", "skipped")
+ATTENTION = ("fail", "error", "warn")
+# words in ci_method -> the interval's kind, first match wins
+_KINDS = (
+    ("fcr", "FCR-adjusted"),
+    ("simultaneous", "simultaneous"),
+    ("bonferroni", "simultaneous"),
+    ("bca", "bootstrap BCa"),
+    ("bootstrap", "bootstrap"),
+    ("wilson", "Wilson"),
+    ("welch", "Welch t"),
+    ("influence", "normal"),
+    ("normal", "normal"),
+)
+KIND_EXPLANATIONS = {
+    "simultaneous": "Simultaneous: every row's interval covers its true value at once with this "
+    "probability, so the row picked as worst after looking at all of them is still covered.",
+    "FCR-adjusted": "FCR-adjusted (Benjamini-Yekutieli 2005): widened to level 1 - Rq/m after "
+    "selecting R significant rows of m, so on average at most q of the selected rows' "
+    "intervals miss; 'significant' means exactly that this interval excludes the null.",
+}
 OPEN_GROUP_TABLE_MAX_ROWS = 12
 DETAILS_MAX_CHARS = 20_000
 
@@ -63,6 +97,7 @@ class _GroupView:
     ci: str
     warning: str
     significant: str
+    adjusted_ci: str = ""
 
 
 @dataclass
@@ -79,6 +114,11 @@ class _FindingView:
     groups_open: bool
     show_significant: bool
     show_warning: bool
+    interval: str = ""
+    row_interval: str = ""
+    adjusted_interval: str = ""
+    significance_label: str = "Significant"
+    attention: bool = False
     chart: Markup | None = None
     chart_note: str | None = None
     details_text: str | None = None
@@ -90,6 +130,36 @@ class _DetectorView:
     anchor: str
     findings: list[_FindingView] = field(default_factory=list)
     counts: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def attention(self) -> bool:
+        return any(self.counts.get(s) for s in ATTENTION)
+
+
+def interval_kind(method: str | None) -> str:
+    """The kind of an interval from its ``ci_method`` text ("" when unknown)."""
+    text = (method or "").lower()
+    return next((kind for word, kind in _KINDS if word in text), "")
+
+
+def interval_label(level: float, method: str | None, *, kind: str | None = None) -> str:
+    """``"95% bootstrap BCa"``, ``"99.4% FCR-adjusted"``: level and kind, as shown."""
+    shown = f"{level * 100:.3g}%"
+    kind = interval_kind(method) if kind is None else kind
+    return f"{shown} {kind}".strip()
+
+
+def value_range(finding: Finding) -> tuple[float, float] | None:
+    """The metric's declared range, ``details["value_range"]`` ([low, high]), if valid."""
+    declared = finding.details.get("value_range")
+    if (
+        isinstance(declared, list | tuple)
+        and len(declared) == 2
+        and all(is_number(v) and not isinstance(v, bool) for v in declared)
+        and float(declared[0]) < float(declared[1])
+    ):
+        return float(declared[0]), float(declared[1])
+    return None
 
 
 def histogram_series(details: Mapping[str, Any]) -> tuple[list[float], dict[str, list[float]]]:
@@ -138,16 +208,18 @@ def _chart_for(finding: Finding) -> tuple[Markup | None, str | None]:
             svg = bar_chart_svg(
                 finding.groups,
                 overall=reference_value(finding),
-                title=f"{finding.metric}{by} ({_confidence(finding)} CI)",
+                title=f"{finding.metric}{by} ({_row_label(finding)} CI)",
                 value_label="group estimate",
+                value_range=value_range(finding),
             )
         else:
             null = finding.details.get("null_value", 0.0)
             svg = forest_plot_svg(
                 finding.groups,
                 null_value=float(null) if is_number(null) else 0.0,
-                title=f"{finding.metric}: estimate and {_row_confidence(finding)} CI per row",
+                title=f"{finding.metric}: estimate and {_row_label(finding)} CI per row",
                 value_label=label,
+                value_range=value_range(finding),
             )
     except (ValueError, TypeError) as exc:
         return None, f"Chart not drawn: {exc}."
@@ -171,13 +243,22 @@ def _confidence(finding: Finding) -> str:
     return f"{finding.confidence * 100:g}%"
 
 
-def _row_confidence(finding: Finding) -> str:
+def _row_confidence(finding: Finding) -> float | None:
     """Per-row intervals may be marginal while the finding's own is adjusted (a detector says
     so with ``details["row_confidence"]``)."""
     level = finding.details.get("row_confidence")
     if isinstance(level, int | float) and not isinstance(level, bool) and 0 < level < 1:
-        return f"{level * 100:g}%"
-    return _confidence(finding)
+        return float(level)
+    return None
+
+
+def _row_label(finding: Finding) -> str:
+    """Level and kind of the per-row intervals: marginal where the detector says the rows
+    differ from the finding's adjusted interval, else the finding's own."""
+    level = _row_confidence(finding)
+    if level is not None:
+        return interval_label(level, None, kind="marginal")
+    return interval_label(finding.confidence, finding.ci_method)
 
 
 def _significant(value: bool | None) -> str:
@@ -185,6 +266,12 @@ def _significant(value: bool | None) -> str:
 
 
 def _group_view(row: GroupEstimate) -> _GroupView:
+    low, high = row.extra.get("fcr_ci_low"), row.extra.get("fcr_ci_high")
+    adjusted = (
+        format_interval(float(low), float(high))
+        if isinstance(low, int | float) and isinstance(high, int | float)
+        else ""
+    )
     return _GroupView(
         group=row.group,
         n=row.n,
@@ -192,6 +279,7 @@ def _group_view(row: GroupEstimate) -> _GroupView:
         ci=format_interval(row.ci_low, row.ci_high),
         warning=row.warning or "",
         significant=_significant(row.significant),
+        adjusted_ci=adjusted,
     )
 
 
@@ -207,6 +295,9 @@ def _details_text(details: Mapping[str, Any]) -> str | None:
 
 def _finding_view(index: int, finding: Finding) -> _FindingView:
     chart, note = _chart_for(finding)
+    groups = [_group_view(g) for g in finding.groups]
+    adjusted = any(g.adjusted_ci for g in groups)
+    significance = finding.details.get("significance")
     return _FindingView(
         index=index,
         anchor=f"finding-{index}",
@@ -216,10 +307,15 @@ def _finding_view(index: int, finding: Finding) -> _FindingView:
         n=format_number(finding.n),
         threshold=finding.threshold.describe() if finding.threshold else "none (informational)",
         confidence=_confidence(finding),
-        groups=[_group_view(g) for g in finding.groups],
+        groups=groups,
         groups_open=len(finding.groups) <= OPEN_GROUP_TABLE_MAX_ROWS,
         show_significant=any(g.significant is not None for g in finding.groups),
         show_warning=any(g.warning for g in finding.groups),
+        interval=interval_label(finding.confidence, finding.ci_method),
+        row_interval=_row_label(finding),
+        adjusted_interval=interval_label(finding.confidence, finding.ci_method) if adjusted else "",
+        significance_label=str(significance) if isinstance(significance, str) else "Significant",
+        attention=finding.status in ATTENTION,
         chart=chart,
         chart_note=note,
         details_text=_details_text(finding.details),
@@ -262,6 +358,11 @@ def render_html(report: Report) -> str:
     counts = dict.fromkeys(STATUS_ORDER, 0)
     for finding in report.findings:
         counts[finding.status] = counts.get(finding.status, 0) + 1
+    attention = sorted(
+        (v for v in views if v.attention), key=lambda v: ATTENTION.index(v.finding.status)
+    )
+    kinds = {interval_kind(f.ci_method) for f in report.findings if f.ci_low is not None}
+    legend = [text for kind, text in KIND_EXPLANATIONS.items() if kind in kinds]
     config = report.model_dump(mode="json", include={"provenance": {"config"}})["provenance"][
         "config"
     ]
@@ -273,6 +374,8 @@ def render_html(report: Report) -> str:
         counts=counts,
         status_order=STATUS_ORDER,
         findings=views,
+        attention=attention,
+        legend=legend,
         detectors=list(detectors.values()),
         started=_when(report.provenance.started_at),
         finished=_when(report.provenance.finished_at),

@@ -122,9 +122,25 @@ def _nice_step(span: float, target: int) -> float:
     return 10 * power
 
 
-def _nice_domain(values: Sequence[float], *, target: int = 5) -> tuple[float, float, list[float]]:
-    """A domain covering ``values``, widened to round tick marks, and the ticks."""
+def _nice_domain(
+    values: Sequence[float],
+    *,
+    target: int = 5,
+    bounds: tuple[float, float] | None = None,
+) -> tuple[float, float, list[float]]:
+    """A domain covering ``values``, widened to round tick marks, and the ticks. With
+    ``bounds`` (the metric's declared range, e.g. 1 to 7) the domain is exactly that range,
+    widened only where a value lies outside it."""
     finite = [v for v in values if is_number(v)]
+    if bounds is not None and bounds[0] < bounds[1]:
+        lo = min([bounds[0], *finite])
+        hi = max([bounds[1], *finite])
+        step = _nice_step(hi - lo, target)
+        count = int((hi - lo) / step + 1e-9)
+        ticks = [round(lo + i * step, 12) for i in range(count + 1)]
+        if hi - ticks[-1] > 0.3 * step:
+            ticks.append(round(hi, 12))
+        return lo, hi, ticks
     if not finite:
         return 0.0, 1.0, [0.0, 0.25, 0.5, 0.75, 1.0]
     lo, hi = min(finite), max(finite)
@@ -252,20 +268,22 @@ def bar_chart_svg(
     overall: float | None = None,
     title: str,
     value_label: str,
+    value_range: tuple[float, float] | None = None,
 ) -> str:
     """Horizontal bars per group with CI whiskers and a dashed line at ``overall``.
 
-    Bars start at zero (the axis always includes it) so that their lengths compare honestly.
-    Rows with a small-group warning are drawn pale.
+    Bars start at zero (the axis always includes it) so that their lengths compare honestly;
+    with ``value_range`` (the metric's declared range, e.g. a rating on 1 to 7) the axis is
+    that range and bars start at its lower end. Rows with a small-group warning are pale.
     """
     if not rows:
         return _empty_chart(title, "no per-group rows to chart")
-    values: list[float] = [0.0]
+    values: list[float] = [] if value_range is not None else [0.0]
     for row in rows:
         values.extend(v for v in (row.estimate, row.ci_low, row.ci_high) if is_number(v))  # type: ignore[misc]
     if is_number(overall):
         values.append(overall)  # type: ignore[arg-type]
-    lo, hi, ticks = _nice_domain(values)
+    lo, hi, ticks = _nice_domain(values, bounds=value_range)
     left = _label_width([r.group for r in rows])
     plot_top = TOP + 8
     plot_bottom = plot_top + ROW_HEIGHT * len(rows)
@@ -274,7 +292,7 @@ def bar_chart_svg(
     height = plot_bottom + AXIS_HEIGHT + (18 if any_warning else 0)
     parts = _open_svg(height, title)
     _x_axis(parts, scale, ticks, top=plot_top - 4, bottom=plot_bottom, label=value_label)
-    zero = scale(0.0)
+    zero = scale(0.0 if lo <= 0.0 <= hi else lo)
     for i, row in enumerate(rows):
         y = plot_top + ROW_HEIGHT * i + ROW_HEIGHT / 2
         parts.append(f"<g><title>{_esc(_row_tooltip(row))}</title>")
@@ -330,17 +348,19 @@ def forest_plot_svg(
     null_value: float = 0.0,
     title: str,
     value_label: str,
+    value_range: tuple[float, float] | None = None,
 ) -> str:
     """A forest plot: a point and its CI per row, a vertical line at ``null_value``.
 
-    Significant rows are filled, non-significant rows hollow, rows without a test grey.
+    Significant rows are filled, non-significant rows hollow, rows without a test grey. With
+    ``value_range`` the axis is the metric's declared range.
     """
     if not rows:
         return _empty_chart(title, "no rows to chart")
     values: list[float] = [null_value]
     for row in rows:
         values.extend(v for v in (row.estimate, row.ci_low, row.ci_high) if is_number(v))  # type: ignore[misc]
-    lo, hi, ticks = _nice_domain(values)
+    lo, hi, ticks = _nice_domain(values, bounds=value_range)
     left = _label_width([r.group for r in rows])
     plot_top = TOP + 8
     plot_bottom = plot_top + ROW_HEIGHT * len(rows)

@@ -342,6 +342,7 @@ class CausalEffectsDetector(Detector):
             "folds": params.folds,
             "outcome_model": f"{params.outcome_model} ({params.outcome_form})",
             "fdr_q": params.alpha,
+            "significance": f"Significant (BH, q={params.alpha:g})",
             "outcome_range": list(_outcome_range(design, params)),
             "n_untrusted": len(untrusted),
             "untrusted": dict(untrusted),

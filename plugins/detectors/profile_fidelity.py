@@ -41,6 +41,12 @@ from audit_sdk.thresholds import Threshold, evaluate_threshold
 __all__ = ["ProfileFidelityDetector"]
 
 RECALLS = ("artist_recall", "genre_recall")
+LOWER_IS_BETTER = ("hallucination_rate",)
+_BUILTIN_RANGES: dict[str, tuple[float, float]] = {
+    "artist_recall": (0.0, 1.0),
+    "genre_recall": (0.0, 1.0),
+    "hallucination_rate": (0.0, 1.0),
+}
 REFERENCE = (
     "Profile fidelity to the sampled listening (Sguerra et al., RecSys 2025, arXiv 2507.16708); "
     "group disparity as in group_fairness"
@@ -55,6 +61,11 @@ class ProfileFidelityParams(PluginParams):
     )
     group_by: list[str] | None = Field(
         None, description="user attributes to compare groups on (default: the audit's groups)"
+    )
+    value_ranges: dict[str, tuple[float, float]] = Field(
+        default_factory=dict,
+        description="each metric's possible range, for chart axes (e.g. {rating: [1, 7]}); "
+        "recalls and hallucination_rate are [0, 1]",
     )
 
 
@@ -83,7 +94,11 @@ class ProfileFidelityDetector(Detector):
                 findings.append(self._skipped(metric, problem))
                 continue
             frame = profiles.assign(**{metric: values})
-            findings.append(self._by_model(context, frame, metric, models, reference))
+            by_model = self._by_model(context, frame, metric, models, reference)
+            span = params.value_ranges.get(metric) or _BUILTIN_RANGES.get(metric)
+            if span is not None:
+                by_model.details["value_range"] = list(span)
+            findings.append(by_model)
             if len(models) > 1:
                 findings.append(
                     self._differences(context, frame, metric, models, reference or models[0])
@@ -91,10 +106,15 @@ class ProfileFidelityDetector(Detector):
             for model in models:
                 own = frame[frame["model"] == model]
                 tag = None if len(models) == 1 else model
-                findings.append(_tagged(self._by_window(context, own, metric, model), tag))
+                window = self._by_window(context, own, metric, model)
+                if span is not None:
+                    window.details["value_range"] = list(span)
+                findings.append(_tagged(window, tag))
                 per_user = own.groupby("user_id")[metric].mean()
                 for attribute in params.group_by or context.group_columns:
                     finding = self._by_group(context, per_user, metric, attribute, model)
+                    if span is not None and finding.chart == "bars":
+                        finding.details["value_range"] = list(span)
                     findings.append(_tagged(finding, tag))
         return findings
 
@@ -169,7 +189,7 @@ class ProfileFidelityDetector(Detector):
             why = ""
         else:
             # the subject is not among the logged generators: the headline is the worst one
-            worse = min if metric in RECALLS else max
+            worse = max if metric in LOWER_IS_BETTER else min
             own = worse(rated, key=lambda r: r.estimate if r.estimate is not None else 0.0)
             why = f" (the subject {context.subject.name!r} is not in the log: worst shown)"
         summary = ", ".join(f"{r.group} {r.estimate:.3g}" for r in rated)

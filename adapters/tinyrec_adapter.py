@@ -4,7 +4,9 @@ With ``model_dir`` it serves that TinyRec directory (as the ``huggingface`` adap
 Without it, ``fit(train)`` looks up the TinyRec trained on exactly this training data (same
 fingerprint), size and seed in the user's cache directory (``$AUDIT_SDK_CACHE_DIR`` or
 ``platformdirs.user_cache_dir("audit-sdk")``), and trains and caches it first if there is none
-(a demo-sized model takes about a minute on two cores). ``audit-sdk demo`` relies on this.
+(a demo-sized model takes about a minute on two cores; the same seed gives the same
+weights on any machine). ``audit-sdk demo`` relies on this. The plugin also adds the
+``audit-sdk train-tinyrec`` command (:mod:`audit_sdk.adapters.tinyrec.commands`).
 """
 
 from __future__ import annotations

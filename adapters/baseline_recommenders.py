@@ -281,16 +281,18 @@ class ItemKNNRecommender(_MatrixRecommender):
         )
         parts = []
         for start in range(0, n_items, chunk):
-            block = (xn_t[start : start + chunk] @ xn).toarray()
-            block[np.arange(len(block)), np.arange(start, start + len(block))] = 0.0
-            grid = np.broadcast_to(np.arange(n_items), block.shape)
-            block[block <= 0] = -np.inf
-            top_items, top_scores = select_top_k(grid, block, neighbours)
-            keep = np.isfinite(top_scores)
-            rows = np.broadcast_to(np.arange(len(block))[:, None], keep.shape)[keep]
+            block = (xn_t[start : start + chunk] @ xn).tocoo()
+            other = (block.data > 0) & (block.row + start != block.col)  # no self-similarity
+            rows = block.row[other]
+            block = rows_to_csr(
+                rows, block.col[other], block.data[other], shape=(block.shape[0], n_items)
+            )
+            top_items, top_scores = select_top_k_sparse(block, neighbours)
+            keep = top_items >= 0
+            rows = np.broadcast_to(np.arange(block.shape[0])[:, None], keep.shape)[keep]
             parts.append(
                 sparse.csr_matrix(
-                    (top_scores[keep], (rows, top_items[keep])), shape=(len(block), n_items)
+                    (top_scores[keep], (rows, top_items[keep])), shape=(block.shape[0], n_items)
                 )
             )
         return sparse.vstack(parts).tocsr()

@@ -7,7 +7,8 @@ Run from the repository root::
     python -m benchmarks.bench_scale --sizes 5000    # any sizes
 
 The audit: a synthetic world (2,000 artists, ``--events-per-user`` mean events per user),
-item-kNN subject, popularity and random baselines, the recommendation detectors
+item-kNN subject (``--neighbours`` most similar items per item, 50 by default; 0 for all, the
+adapter's default), popularity and random baselines, the recommendation detectors
 (``baseline_comparison``, ``group_fairness``, ``popularity_bias``, ``causal_effects``). Each
 size runs in a fresh process, so its peak memory is its own.
 
@@ -110,7 +111,9 @@ def planned_detectors(plan: Any) -> list[Any]:
     return [getattr(entry, "plugin", None) or entry[0] for entry in plan.detectors]
 
 
-def audit_config(n_users: int, events_per_user: float, seed: int) -> dict[str, Any]:
+def audit_config(
+    n_users: int, events_per_user: float, seed: int, neighbours: int | None = None
+) -> dict[str, Any]:
     return {
         "seed": seed,
         "dataset": {
@@ -123,7 +126,7 @@ def audit_config(n_users: int, events_per_user: float, seed: int) -> dict[str, A
                 "min_events_per_user": max(5, int(events_per_user // 4)),
             },
         },
-        "subject": {"adapter": "item_knn"},
+        "subject": {"adapter": "item_knn", "params": {"neighbours": neighbours}},
         "baselines": ["popularity", "random"],
         "detectors": [{"name": name} for name in DETECTORS],
         "profiles": {"enabled": False},
@@ -131,13 +134,15 @@ def audit_config(n_users: int, events_per_user: float, seed: int) -> dict[str, A
     }
 
 
-def run_one(n_users: int, events_per_user: float, seed: int, reference: bool) -> dict[str, Any]:
+def run_one(
+    n_users: int, events_per_user: float, seed: int, reference: bool, neighbours: int | None
+) -> dict[str, Any]:
     from audit_sdk.config import parse_config
     from audit_sdk.runner import AuditRunner
 
     sampler = RssSampler()
     recorder = StageRecorder(sampler)
-    cfg = parse_config(audit_config(n_users, events_per_user, seed))
+    cfg = parse_config(audit_config(n_users, events_per_user, seed, neighbours))
     runner = AuditRunner(cfg, quiet=True)
     plan = runner.plan()
     context = runner.build_context(plan, _RecordingProgress(recorder))
@@ -210,12 +215,18 @@ def main() -> None:
     parser.add_argument("--stop-at", type=int, default=None, help="skip sizes above this")
     parser.add_argument("--events-per-user", type=float, default=50.0)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument(
+        "--neighbours", type=int, default=50, help="item-kNN neighbours per item (0: all)"
+    )
     parser.add_argument("--no-reference", action="store_true")
     parser.add_argument("--one", type=int, default=None, help=argparse.SUPPRESS)
     parser.add_argument("--json", default=None, help="also write the results to this file")
     args = parser.parse_args()
     if args.one is not None:
-        result = run_one(args.one, args.events_per_user, args.seed, not args.no_reference)
+        neighbours = args.neighbours or None
+        result = run_one(
+            args.one, args.events_per_user, args.seed, not args.no_reference, neighbours
+        )
         print(json.dumps(result))
         return
     sizes = [n for n in args.sizes if args.stop_at is None or n <= args.stop_at]
@@ -223,6 +234,7 @@ def main() -> None:
     for n in sizes:
         command = [sys.executable, "-m", "benchmarks.bench_scale", "--one", str(n)]
         command += ["--events-per-user", str(args.events_per_user), "--seed", str(args.seed)]
+        command += ["--neighbours", str(args.neighbours)]
         if args.no_reference:
             command.append("--no-reference")
         done = subprocess.run(command, capture_output=True, text=True, check=False)

@@ -374,11 +374,31 @@ def test_several_generators_are_estimated_separately_never_pooled() -> None:
     both = pd.concat([profiles.assign(model="A"), other.assign(model="B")], ignore_index=True)
     subject = SubjectOutputs(name="subject", adapter="test", fingerprint="0", profiles=both)
     findings = _detect(with_tables(context, subject=subject), families=["genre"])
-    assert [f.metric for f in findings] == ["ate:rating[A]", "ate:rating[B]"]
-    a, b = findings
+    assert [f.metric for f in findings] == [
+        "ate:rating[A]",
+        "ate:rating[B]",
+        "ate:rating:difference",
+    ]
+    a, b, difference = findings
     assert a.details["generator"] == "A" and a.explanation.startswith("generator A: ")
     assert b.explanation.startswith("generator B: ")
     assert _significant(a) == PLANTED
     assert _significant(b) == set()
     assert a.threshold is not None  # the ate:* default still applies
     assert a.n == 600 and b.n == 600
+    # the comparison: B - A per genre, on the same users (A's planted metal and jazz effects)
+    rows = {g.group: g for g in difference.groups}
+    a_rows = {g.group: g for g in a.groups}
+    b_rows = {g.group: g for g in b.groups}
+    for genre in ("metal", "jazz"):
+        row = rows[f"{genre}: B - A"]
+        assert row.estimate == pytest.approx(
+            b_rows[genre].estimate - a_rows[genre].estimate  # type: ignore[operator]
+        )
+        assert row.significant is True
+        # the same users in both: the paired interval is no wider than the independent one
+        se_a, se_b = a_rows[genre].extra["se"], b_rows[genre].extra["se"]
+        assert row.extra["se"] <= 1.05 * np.hypot(se_a, se_b)  # type: ignore[arg-type]
+    assert rows["metal: B - A"].estimate > 0 > rows["jazz: B - A"].estimate  # type: ignore[operator]
+    assert {g for g, r in rows.items() if r.significant} == {"metal: B - A", "jazz: B - A"}
+    assert difference.details["reference_generator"] == "A"

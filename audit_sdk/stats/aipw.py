@@ -176,6 +176,7 @@ def estimate_ates(
     fdr_q: float = 0.05,
     histogram_bins: int = 20,
     n_jobs: int = 1,
+    influence_out: list[np.ndarray] | None = None,
 ) -> list[AIPWResult]:
     """Doubly-robust ATE of each column of ``T`` on ``Y``, adjusting for ``W``, in one pass.
 
@@ -208,6 +209,8 @@ def estimate_ates(
     :param confidence: level of the marginal intervals.
     :param fdr_q: Benjamini-Hochberg level across the estimated treatments.
     :param n_jobs: treatments fitted in parallel threads (joblib); 1 runs serially.
+    :param influence_out: a list that receives the n x m matrix of estimated influence values
+        ``psi - ATE`` (NaN in skipped columns), e.g. to compare two estimates on the same users.
     :returns: one :class:`AIPWResult` per treatment, in input order.
     """
     inputs = _validate(Y, T, treatment_names, groups)
@@ -270,6 +273,8 @@ def estimate_ates(
             fitted = [fit_one(j) for j in todo]
 
     if not todo:
+        if influence_out is not None:
+            influence_out.append(np.full((n, m), np.nan))
         return results
     psi = np.empty((n, len(todo)))
     for col, (j, (e_raw, mu0, mu1)) in enumerate(zip(todo, fitted, strict=True)):
@@ -291,6 +296,10 @@ def estimate_ates(
 
     ate = psi.mean(axis=0)
     se = _standard_errors(psi, ate, inputs.groups)
+    if influence_out is not None:
+        influence = np.full((n, m), np.nan)
+        influence[:, todo] = psi - ate
+        influence_out.append(influence)
     draws = (
         _bootstrap_draws(psi, inputs.groups, bootstrap, np.random.default_rng(seed))
         if bootstrap > 0

@@ -20,7 +20,7 @@ import math
 import numpy as np
 from scipy import stats as sps
 
-__all__ = ["cluster_robust_slope"]
+__all__ = ["cluster_robust_slope", "difference_of_estimates"]
 
 
 def cluster_robust_slope(
@@ -54,3 +54,40 @@ def cluster_robust_slope(
         return slope, 0.0, slope, slope
     half = float(sps.t.ppf(0.5 + confidence / 2, n_groups - 1)) * se
     return slope, se, slope - half, slope + half
+
+
+def difference_of_estimates(
+    estimate_a: float,
+    influence_a: np.ndarray,
+    clusters_a: np.ndarray,
+    estimate_b: float,
+    influence_b: np.ndarray,
+    clusters_b: np.ndarray,
+    *,
+    confidence: float = 0.95,
+) -> tuple[float, float, float, float]:
+    """``a - b`` for two estimates on overlapping units (e.g. two generators' effects on the
+    same users), with a cluster-robust normal interval.
+
+    Each estimate is a mean of influence values (``estimate - truth ~ mean(influence)``); the
+    difference's influence per cluster ``c`` is ``sum_{i in c} infl_a_i / n_a - sum_{j in c}
+    infl_b_j / n_b``, and its variance the CR1-scaled sum of their squares over the union of
+    clusters: units of one user in both estimates are correlated, not independent.
+
+    :returns: ``(difference, se, ci_low, ci_high)``.
+    """
+    infl_a = np.asarray(influence_a, dtype=float)
+    infl_b = np.asarray(influence_b, dtype=float)
+    labels = np.concatenate(
+        [np.asarray(clusters_a, dtype=object), np.asarray(clusters_b, dtype=object)]
+    )
+    _, codes = np.unique(labels.astype(str), return_inverse=True)
+    n_groups = int(codes.max()) + 1 if len(codes) else 0
+    weights = np.concatenate([infl_a / len(infl_a), -infl_b / len(infl_b)])
+    per_cluster = np.bincount(codes, weights=weights, minlength=n_groups)
+    diff = float(estimate_a - estimate_b)
+    if n_groups < 2:
+        return diff, math.nan, diff, diff
+    se = math.sqrt(n_groups / (n_groups - 1) * float((per_cluster**2).sum()))
+    half = float(sps.norm.ppf(0.5 + confidence / 2)) * se
+    return diff, se, diff - half, diff + half

@@ -79,6 +79,7 @@ def estimate_partially_linear(
     max_r2: float = 0.95,
     confidence: float = 0.95,
     fdr_q: float = 0.05,
+    influence_out: list[np.ndarray] | None = None,
 ) -> list[AIPWResult]:
     """The partially linear effect of each column of ``D`` on ``Y`` given ``W``.
 
@@ -91,6 +92,8 @@ def estimate_partially_linear(
     :param min_units: a treatment with fewer units having a nonzero value is skipped.
     :param max_r2: above this cross-fitted R^2 of ``m`` the treatment's ``overlap_failed``
         says the covariates leave almost no variation in the share.
+    :param influence_out: a list that receives the n x m matrix of estimated influence values
+        ``psi / J`` (NaN in skipped columns).
     :returns: one result per treatment (``n_treated``: units with a nonzero share).
     """
     y = np.asarray(Y, dtype=float).reshape(-1)
@@ -126,6 +129,7 @@ def estimate_partially_linear(
     z = float(sps.norm.ppf(0.5 + confidence / 2))
 
     results: list[AIPWResult] = []
+    influence = np.full((n, m), np.nan)
     with threadpool_limits(limits=1):
         for j, name in enumerate(names):
             d = d_all[:, j]
@@ -149,6 +153,7 @@ def estimate_partially_linear(
             theta = float(np.sum(d_res * y_res) / np.sum(d_res**2))  # eq. (4.4) solved
             psi = (y_res - theta * d_res) * d_res
             se = _standard_error(psi, codes, j_hat)
+            influence[:, j] = psi / j_hat
             r2 = 1.0 - j_hat / float(np.var(d))
             warnings: list[str] = []
             failed = None
@@ -172,6 +177,8 @@ def estimate_partially_linear(
                     overlap_failed=failed,
                 )
             )
+    if influence_out is not None:
+        influence_out.append(influence)
     return apply_multiple_testing(results, fdr_q=fdr_q)
 
 

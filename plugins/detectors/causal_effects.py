@@ -19,7 +19,8 @@ is at least ``warn``.
 
 One finding per (family, outcome), drawn as a forest plot: one row per level. When the profiles
 hold several generators (a ``model`` column with several values) a profiles outcome is
-estimated per generator, never pooled: one finding each, its headline naming the generator.
+estimated per generator, never pooled: one finding each, its headline naming the generator,
+and ``ate:<outcome>:difference`` compares them level by level on the same users.
 """
 
 from __future__ import annotations
@@ -38,6 +39,7 @@ from audit_sdk.stats.aipw import AIPWResult, estimate_ates
 from audit_sdk.stats.partially_linear import estimate_partially_linear
 from audit_sdk.thresholds import Threshold, evaluate_threshold
 
+from ._causal_comparison import GeneratorEstimate, generator_comparison
 from ._causal_treatments import (
     COVARIATES,
     Binarization,
@@ -203,9 +205,22 @@ class CausalEffectsDetector(Detector):
         findings = []
         for family in params.families:
             for outcome in outcomes:
+                estimates: list[GeneratorEstimate] = []
                 for generator, profiles in _generators(context, params, outcome):
                     findings.append(
-                        self._one(context, params, family, outcome, generator, profiles)
+                        self._one(context, params, family, outcome, generator, profiles, estimates)
+                    )
+                if len(estimates) > 1:
+                    findings.append(
+                        generator_comparison(
+                            context,
+                            detector=self.name,
+                            family=family,
+                            outcome=outcome,
+                            estimates=estimates,
+                            fdr_q=params.alpha,
+                            reference=REFERENCE,
+                        )
                     )
         return findings
 
@@ -219,7 +234,10 @@ class CausalEffectsDetector(Detector):
         outcome: str,
         generator: str | None,
         profiles: pd.DataFrame | None,
+        estimates: list[GeneratorEstimate],
     ) -> Finding:
+        """One (family, outcome, generator) finding; a generator's estimate with its influence
+        values is appended to ``estimates`` for the comparison."""
         metric = _metric(outcome, generator)
         try:
             design = build_design(
@@ -240,6 +258,7 @@ class CausalEffectsDetector(Detector):
         min_units = params.min_units_per_arm or context.min_group_size
         salt = f"{self.name}:{family}:{outcome}" + (f":{generator}" if generator else "")
         seed = int(context.rng(salt).integers(2**31 - 1))
+        influence: list[np.ndarray] = []
         if params.binarization == "continuous":
             results = estimate_partially_linear(
                 design.y,
@@ -255,10 +274,11 @@ class CausalEffectsDetector(Detector):
                 max_r2=params.max_r2,
                 confidence=context.bootstrap.confidence,
                 fdr_q=params.alpha,
+                influence_out=influence,
             )
-            return self._finding(
-                context, params, design, results, "cross-fitted partially linear DML", generator
-            )
+            method = "cross-fitted partially linear DML"
+            _keep(estimates, generator, results, influence, design, params)
+            return self._finding(context, params, design, results, method, generator)
         options: dict[str, Any] = {
             "treatment_names": list(design.treatments.columns),
             "folds": params.folds,
@@ -296,9 +316,11 @@ class CausalEffectsDetector(Detector):
                 groups=design.groups,
                 outcome_form=params.outcome_form,
                 n_jobs=params.n_jobs,
+                influence_out=influence,
                 **options,
             )
             method = "cross-fitted AIPW"
+            _keep(estimates, generator, results, influence, design, params)
         return self._finding(context, params, design, results, method, generator)
 
     def _finding(
@@ -469,6 +491,27 @@ class CausalEffectsDetector(Detector):
             chart="forest",
             reference=REFERENCE,
         )
+
+
+def _keep(
+    estimates: list[GeneratorEstimate],
+    generator: str | None,
+    results: list[AIPWResult],
+    influence: list[np.ndarray],
+    design: CausalDesign,
+    params: CausalEffectsParams,
+) -> None:
+    if generator is None or not influence:
+        return
+    estimates.append(
+        GeneratorEstimate(
+            generator=generator,
+            results=results,
+            influence=influence[0],
+            users=design.units["user_id"].astype(str).to_numpy(),
+            untrusted=frozenset(_untrusted(results, design, params)),
+        )
+    )
 
 
 def _metric(outcome: str, generator: str | None) -> str:

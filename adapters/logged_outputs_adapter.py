@@ -119,6 +119,16 @@ class LoggedOutputsAdapter(GeneratorAdapter):
     def models(self) -> list[str]:
         return sorted(set(self.load()["model"]))
 
+    def fit(self, train: Dataset) -> None:
+        """Nothing is trained; the log is checked against the audit's users instead: an error
+        when none of its users is there (a log audited against the wrong data), a warning
+        naming how many rows are left out when some are not."""
+        users = set(map(str, train.users.frame.index))
+        users.update(map(str, train.interactions.frame["user_id"].unique()))
+        report = self.check_users(sorted(users))
+        if report.dropped:
+            logger.warning("logged_outputs: %s", report.summary())
+
     def row_report(self) -> LoggedRowReport:
         """Rows read, kept and dropped (with the reason), and rows per model."""
         self.load()

@@ -184,3 +184,13 @@ def test_the_loader_serves_the_same_dataset(tmp_path: Path) -> None:
     frame = pd.DataFrame({"user_id": ["a", "b"], "model": ["m", "m"], "text": ["t", "u"]})
     params = LoggedOutputsParams(path=str(_write(tmp_path, frame)))
     assert list(LoggedOutputsLoader(params).load().users.frame.index) == ["a", "b"]
+
+
+def test_fitting_to_data_without_the_logged_users_is_a_clear_error(tmp_path: Path) -> None:
+    from audit_sdk.data.synthetic_world import SyntheticWorldParams, generate_world
+
+    frame = pd.DataFrame({"user_id": ["zz1", "zz2"], "model": ["m", "m"], "text": ["t", "u"]})
+    adapter = LoggedOutputsAdapter(LoggedOutputsParams(path=str(_write(tmp_path, frame))))
+    world = generate_world(SyntheticWorldParams(n_users=50, seed=0))
+    with pytest.raises(DataValidationError, match="none of the 2 logged rows belongs"):
+        adapter.fit(world)

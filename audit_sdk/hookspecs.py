@@ -29,6 +29,7 @@ if TYPE_CHECKING:
         GeneratorAdapter,
         Mitigator,
         Reporter,
+        UserFeature,
     )
     from audit_sdk.plugin_commands import PluginCommand
 
@@ -62,6 +63,10 @@ class RegisterDatasetLoader(Protocol):
 
 class RegisterCommand(Protocol):
     def __call__(self, command_class: type[PluginCommand], /) -> None: ...
+
+
+class RegisterFeature(Protocol):
+    def __call__(self, feature_class: type[UserFeature], /) -> None: ...
 
 
 @hookspec
@@ -133,6 +138,22 @@ def audit_sdk_register_dataset_loaders(register: RegisterDatasetLoader) -> None:
     :returns: nothing.
 
     Since 0.1.
+    """
+
+
+@hookspec
+def audit_sdk_register_features(register: RegisterFeature) -> None:
+    """Register shared user features (e.g. a generalist-specialist score) that groups,
+    detectors and mitigators read by name from ``context.features.get(name)``.
+
+    Fires once, when plugins are first loaded.
+
+    :param register: call ``register(FeatureClass)`` for each subclass of
+        :class:`audit_sdk.interfaces.UserFeature`. Its ``name`` is the feature's name; every
+        registered feature is available to every audit and computed only when read.
+    :returns: nothing.
+
+    Since 0.2.
     """
 
 

@@ -9,12 +9,21 @@ from dataclasses import dataclass
 from typing import Any, Literal, get_args
 
 from audit_sdk.errors import DuplicatePluginError, PluginLoadError, UnknownPluginError
-from audit_sdk.interfaces import DatasetLoader, Detector, GeneratorAdapter, Mitigator, Reporter
+from audit_sdk.interfaces import (
+    DatasetLoader,
+    Detector,
+    GeneratorAdapter,
+    Mitigator,
+    Reporter,
+    UserFeature,
+)
 from audit_sdk.plugin_commands import PluginCommand
 
 __all__ = ["HOOK_FOR_KIND", "KINDS", "Kind", "PluginRegistry", "Registration"]
 
-Kind = Literal["adapter", "detector", "mitigator", "reporter", "dataset_loader", "command"]
+Kind = Literal[
+    "adapter", "detector", "mitigator", "reporter", "dataset_loader", "feature", "command"
+]
 KINDS: tuple[Kind, ...] = get_args(Kind)
 
 BASE_FOR_KIND: dict[Kind, type] = {
@@ -23,6 +32,7 @@ BASE_FOR_KIND: dict[Kind, type] = {
     "mitigator": Mitigator,
     "reporter": Reporter,
     "dataset_loader": DatasetLoader,
+    "feature": UserFeature,
     "command": PluginCommand,
 }
 HOOK_FOR_KIND: dict[Kind, str] = {
@@ -31,6 +41,7 @@ HOOK_FOR_KIND: dict[Kind, str] = {
     "mitigator": "audit_sdk_register_mitigators",
     "reporter": "audit_sdk_register_reporters",
     "dataset_loader": "audit_sdk_register_dataset_loaders",
+    "feature": "audit_sdk_register_features",
     "command": "audit_sdk_register_commands",
 }
 _NAME = re.compile(r"^[a-z][a-z0-9_.\-]*$")

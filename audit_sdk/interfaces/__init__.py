@@ -10,13 +10,29 @@ from audit_sdk.interfaces.adapter import (
     Tokenization,
     TokenScores,
 )
-from audit_sdk.interfaces.context import AuditContext, BootstrapSettings, SubjectOutputs
+from audit_sdk.interfaces.context import (
+    AuditContext,
+    BootstrapSettings,
+    MitigationInfo,
+    ModelRun,
+    SubjectOutputs,
+    UserGroups,
+)
 from audit_sdk.interfaces.dataset_loader import DatasetLoader
-from audit_sdk.interfaces.detector import Detector, Requirement
+from audit_sdk.interfaces.detector import Detector
+from audit_sdk.interfaces.feature import UserFeature
 from audit_sdk.interfaces.mitigator import MitigationResult, Mitigator
 from audit_sdk.interfaces.reporter import Reporter
+from audit_sdk.interfaces.requirements import (
+    AdapterCapability,
+    MetricSpec,
+    Needs,
+    Requirement,
+)
+from audit_sdk.interfaces.sampler import ProfileSampler
 
 __all__ = [
+    "AdapterCapability",
     "AuditContext",
     "BootstrapSettings",
     "Capability",
@@ -24,13 +40,20 @@ __all__ = [
     "Detector",
     "GenerationParams",
     "GeneratorAdapter",
+    "MetricSpec",
+    "MitigationInfo",
     "MitigationResult",
     "Mitigator",
+    "ModelRun",
+    "Needs",
     "NoParams",
     "PluginParams",
+    "ProfileSampler",
     "Reporter",
     "Requirement",
     "SubjectOutputs",
     "TokenScores",
     "Tokenization",
+    "UserFeature",
+    "UserGroups",
 ]

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from pydantic import BaseModel, ConfigDict
 
-__all__ = ["NoParams", "PluginParams"]
+__all__ = ["NoParams", "PathParam", "PluginParams"]
 
 
 class PluginParams(BaseModel):
@@ -13,3 +13,12 @@ class PluginParams(BaseModel):
 
 class NoParams(PluginParams):
     """A plugin without parameters."""
+
+
+class PathParam:
+    """Marks a string parameter as a file or folder path: ``Annotated[str, PathParam()]``
+    (or annotate it as :class:`pathlib.Path`). The host expands ``~`` and ``$VARS`` in it and
+    resolves a relative path against the config file's folder, for every plugin kind."""
+
+    def __repr__(self) -> str:
+        return "PathParam()"

@@ -4,28 +4,17 @@ from __future__ import annotations
 
 import fnmatch
 from abc import ABC, abstractmethod
-from typing import TYPE_CHECKING, ClassVar, Literal
+from typing import TYPE_CHECKING, ClassVar
 
 from audit_sdk.interfaces._params import NoParams, PluginParams
+from audit_sdk.interfaces.requirements import MetricSpec, Requirement
 from audit_sdk.thresholds import Threshold
 
 if TYPE_CHECKING:
     from audit_sdk.interfaces.context import AuditContext
     from audit_sdk.report_model import Finding
 
-__all__ = ["Detector", "Requirement"]
-
-# What a detector can ask of an audit. "recommendations" and "profiles" are subject outputs;
-# "adapter:<capability>" asks the subject's adapter for a capability (e.g. "adapter:score").
-Requirement = Literal[
-    "recommendations",
-    "profiles",
-    "ratings",
-    "adapter:generate",
-    "adapter:score",
-    "adapter:tokenize",
-    "adapter:embed",
-]
+__all__ = ["Detector"]
 
 
 class Detector(ABC):
@@ -39,6 +28,10 @@ class Detector(ABC):
     name: ClassVar[str]
     description: ClassVar[str] = ""
     requires: ClassVar[frozenset[Requirement]] = frozenset()
+    """What the audit must provide (:class:`~audit_sdk.Needs`, :class:`~audit_sdk.AdapterCapability`);
+    the host skips the detector, with the reason, when it cannot."""
+    metrics: ClassVar[tuple[MetricSpec, ...]] = ()
+    """The metrics this detector emits, with their direction and range (read by the gate)."""
     Params: ClassVar[type[PluginParams]] = NoParams
     default_thresholds: ClassVar[dict[str, Threshold]] = {}
 

@@ -21,6 +21,7 @@ import pandas as pd
 from audit_sdk.data.tables import Dataset
 from audit_sdk.interfaces.adapter import GenerationParams, GeneratorAdapter
 from audit_sdk.recommendation_prompts import catalog_unit, clean_title, recommendation_prompt
+from audit_sdk.services import GenerationService
 from audit_sdk.user_histories import history_order_for, user_histories
 
 __all__ = ["GeneratedRecommendations", "parse_recommendation_lines", "recommend_by_generation"]
@@ -80,8 +81,12 @@ def recommend_by_generation(
     params: GenerationParams,
     max_history: int = 50,
     batch_size: int = 16,
+    service: GenerationService | None = None,
+    label: str | None = None,
 ) -> GeneratedRecommendations:
-    """Ask ``adapter`` (capability ``generate``) for each user's next items."""
+    """Ask ``adapter`` (capability ``generate``) for each user's next items, through the
+    generation ``service`` (batched and cached; a user whose prompt failed gets no list and
+    a NaN hallucination rate, and the error is in ``raw``)."""
     unit = catalog_unit(train.catalog)
     order = history_order_for(train.interactions)
     histories = user_histories(train.interactions, order=order)
@@ -94,13 +99,16 @@ def recommend_by_generation(
         prompts.append(
             recommendation_prompt([titles.get(i, i) for i in shown], unit=unit, order=order)
         )
-    texts: list[str] = []
-    for start in range(0, len(prompts), batch_size):
-        texts.extend(adapter.generate(prompts[start : start + batch_size], params=params))
+    service = service or GenerationService(batch_size=batch_size)
+    results = service.generate(adapter, prompts, params=params, label=label)
+    texts = [r.text for r in results]
     index = _TitleIndex(train)
     rows: list[tuple[str, int, str, float]] = []
     rates: dict[str, float] = {}
     for user, text in zip(users, texts, strict=True):
+        if text is None:
+            rates[user] = float("nan")
+            continue
         seen = set(histories[user])
         lines = parse_recommendation_lines(text)
         matched = 0
@@ -117,5 +125,12 @@ def recommend_by_generation(
             rows.append((user, rank, item, -float(rank)))
         rates[user] = (len(lines) - matched) / len(lines) if lines else float("nan")
     recommendations = pd.DataFrame(rows, columns=["user_id", "rank", "item_id", "score"])
-    raw = pd.DataFrame({"user_id": users, "prompt": prompts, "text": texts})
+    raw = pd.DataFrame(
+        {
+            "user_id": users,
+            "prompt": prompts,
+            "text": texts,
+            "error": [r.error for r in results],
+        }
+    )
     return GeneratedRecommendations(recommendations, pd.Series(rates, dtype=float), raw)

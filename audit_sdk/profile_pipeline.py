@@ -15,8 +15,6 @@ in a row it is not called again in that run.
 
 from __future__ import annotations
 
-import logging
-import time
 from collections.abc import Callable, Mapping, Sequence
 from datetime import date, datetime
 from pathlib import Path
@@ -25,22 +23,24 @@ from typing import Any
 import jinja2
 import pandas as pd
 
+from audit_sdk.config import SamplingConfig
 from audit_sdk.data.tables import Catalog, Dataset
-from audit_sdk.errors import AuditSDKError, MissingCapabilityError
-from audit_sdk.generation_cache import CacheKey, CacheRecord, GenerationCache
+from audit_sdk.errors import MissingCapabilityError
+from audit_sdk.generation_cache import GenerationCache
 from audit_sdk.interfaces.adapter import GenerationParams, GeneratorAdapter
+from audit_sdk.interfaces.sampler import ProfileSampler
 from audit_sdk.profile_prompts import prompt_sha256, render_profile_prompts
 from audit_sdk.sampling import time_window, two_step_sample, window_label
+from audit_sdk.services import GenerationService
 
 __all__ = [
     "PROFILE_COLUMNS",
     "ProgressCallback",
+    "TwoStepSampler",
     "generate_profiles",
     "profile_prompt_table",
     "sample_profile_windows",
 ]
-
-logger = logging.getLogger(__name__)
 
 PROFILE_COLUMNS = (
     "user_id",
@@ -96,6 +96,26 @@ def sample_profile_windows(
     return samples
 
 
+class TwoStepSampler(ProfileSampler):
+    """The seed study's sampler (Sguerra et al., RecSys 2025, Sec. 3): per window, each user's
+    top ``sampling.top_artists`` artists by plays and each artist's top
+    ``sampling.tracks_per_artist`` tracks."""
+
+    name = "two_step"
+
+    def sample(self, train: Dataset, settings: SamplingConfig) -> dict[str, pd.DataFrame]:
+        return sample_profile_windows(
+            train,
+            windows=settings.windows,
+            reference=settings.reference_date,
+            top_artists=settings.top_artists,
+            tracks_per_artist=settings.tracks_per_artist,
+        )
+
+    def describe(self) -> dict[str, Any]:
+        return {"sampler": self.name}
+
+
 def profile_prompt_table(
     samples_by_window: Mapping[str, pd.DataFrame],
     catalog: Catalog,
@@ -113,37 +133,13 @@ def profile_prompt_table(
     return pd.DataFrame(rows, columns=["user_id", "window", "prompt", "prompt_sha256"])
 
 
-def _error_text(exc: BaseException) -> str:
-    if isinstance(exc, AuditSDKError):
-        return str(exc)
-    return f"{type(exc).__name__}: {exc}"
-
-
-def _check_outputs(adapter_label: str, outputs: Any, n_prompts: int) -> list[str]:
-    if not isinstance(outputs, list) or len(outputs) != n_prompts:
-        got = f"{len(outputs)} outputs" if isinstance(outputs, list) else type(outputs).__name__
-        raise AuditSDKError(
-            f"generator {adapter_label!r} returned {got} for {n_prompts} prompts; "
-            f"generate() must return one str per prompt."
-        )
-    for index, text in enumerate(outputs):
-        if not isinstance(text, str):
-            raise AuditSDKError(
-                f"generator {adapter_label!r} returned {type(text).__name__} for prompt "
-                f"{index + 1}; generate() must return str."
-            )
-    return outputs
-
-
 def _generate_one_model(
     label: str,
     adapter: GeneratorAdapter,
     prompts: pd.DataFrame,
     *,
     params: GenerationParams,
-    cache: GenerationCache | None,
-    batch_size: int,
-    max_consecutive_failures: int,
+    service: GenerationService,
     progress: ProgressCallback | None,
 ) -> pd.DataFrame:
     if not adapter.supports("generate"):
@@ -152,82 +148,21 @@ def _generate_one_model(
             f"profiles need an adapter with the 'generate' capability."
         )
     unique = prompts.drop_duplicates("prompt_sha256")
-    text_by_sha: dict[str, str] = {}
-    error_by_sha: dict[str, str] = {}
-    cached_shas: set[str] = set()
     try:
         fingerprint = adapter.fingerprint()
-    except Exception as exc:  # e.g. a callable target that cannot be imported
-        message = f"generator {label!r} could not identify its model: {_error_text(exc)}"
-        logger.warning("%s", message)
-        error_by_sha = dict.fromkeys(unique["prompt_sha256"], message)
-        if progress is not None:
-            progress(label, len(unique), len(unique))
-        return _profile_frame(
-            prompts, label, adapter.name, "", params, text_by_sha, error_by_sha, cached_shas
-        )
-    keys = {
-        sha: CacheKey.for_prompt(
-            adapter=adapter.name, model_fingerprint=fingerprint, prompt_sha256=sha, params=params
-        )
-        for sha in unique["prompt_sha256"]
-    }
-    if cache is not None:
-        for key, record in cache.get_many(keys.values()).items():
-            text_by_sha[key.prompt_sha256] = record.text
-            cached_shas.add(key.prompt_sha256)
-    todo = [
-        (sha, prompt)
-        for sha, prompt in unique[["prompt_sha256", "prompt"]].itertuples(index=False)
-        if sha not in text_by_sha
-    ]
-    total = len(unique)
-    done = total - len(todo)
-    if progress is not None:
-        progress(label, done, total)
-
-    failures = 0
-    last_error = ""
-    for start in range(0, len(todo), batch_size):
-        batch = todo[start : start + batch_size]
-        if failures >= max_consecutive_failures:
-            message = (
-                f"not generated: generator {label!r} failed on {failures} batches in a row "
-                f"(last error: {last_error})"
-            )
-            for sha, _ in batch:
-                error_by_sha[sha] = message
-            done += len(batch)
-            continue
-        began = time.perf_counter()
-        try:
-            outputs = _check_outputs(
-                label, adapter.generate([prompt for _, prompt in batch], params=params), len(batch)
-            )
-        except Exception as exc:
-            failures += 1
-            last_error = _error_text(exc)
-            logger.warning(
-                "generator %r failed on a batch of %d: %s", label, len(batch), last_error
-            )
-            for sha, _ in batch:
-                error_by_sha[sha] = last_error
-        else:
-            failures = 0
-            seconds = (time.perf_counter() - began) / max(len(batch), 1)
-            for (sha, _), text in zip(batch, outputs, strict=True):
-                text_by_sha[sha] = text
-            if cache is not None:
-                cache.put_many(
-                    [
-                        CacheRecord(keys[sha], text, {"model": label, "seconds": round(seconds, 4)})
-                        for (sha, _), text in zip(batch, outputs, strict=True)
-                    ]
-                )
-        done += len(batch)
-        if progress is not None:
-            progress(label, done, total)
-
+    except Exception:  # the service reports it as every prompt's error
+        fingerprint = ""
+    results = service.generate(
+        adapter,
+        unique["prompt"].tolist(),
+        params=params,
+        label=label,
+        progress=(lambda done, total: progress(label, done, total)) if progress else None,
+    )
+    shas = unique["prompt_sha256"].tolist()
+    text_by_sha = {sha: r.text for sha, r in zip(shas, results, strict=True) if r.text is not None}
+    error_by_sha = {sha: r.error for sha, r in zip(shas, results, strict=True) if r.error}
+    cached_shas = {sha for sha, r in zip(shas, results, strict=True) if r.cached}
     return _profile_frame(
         prompts, label, adapter.name, fingerprint, params, text_by_sha, error_by_sha, cached_shas
     )
@@ -270,6 +205,7 @@ def generate_profiles(
     progress: ProgressCallback | None = None,
     template: str | Path | jinja2.Template | None = None,
     max_consecutive_failures: int = 3,
+    service: GenerationService | None = None,
 ) -> pd.DataFrame:
     """Write a taste profile for every (user, window) sample with every generator.
 
@@ -284,13 +220,15 @@ def generate_profiles(
     :param template: a profile prompt template (path or loaded) instead of the default.
     :param max_consecutive_failures: after this many failed batches in a row, a generator's
         remaining prompts get error rows without being sent.
+    :param service: the audit's generation service (then ``cache``, ``batch_size`` and
+        ``max_consecutive_failures`` are the service's own).
     :returns: one row per (generator, window, user) with columns :data:`PROFILE_COLUMNS`;
         ``text`` is ``None`` and ``error`` holds the message where generation failed.
     """
-    if batch_size < 1:
-        raise ValueError("batch_size must be at least 1")
-    if max_consecutive_failures < 1:
-        raise ValueError("max_consecutive_failures must be at least 1")
+    if service is None:
+        service = GenerationService(
+            cache=cache, batch_size=batch_size, max_consecutive_failures=max_consecutive_failures
+        )
     params = params if params is not None else GenerationParams()
     prompts = profile_prompt_table(samples_by_window, catalog, template=template)
     frames = [
@@ -299,9 +237,7 @@ def generate_profiles(
             adapter,
             prompts,
             params=params,
-            cache=cache,
-            batch_size=batch_size,
-            max_consecutive_failures=max_consecutive_failures,
+            service=service,
             progress=progress,
         )
         for label, adapter in generators.items()

@@ -18,8 +18,10 @@ from audit_sdk.thresholds import Status, Threshold
 
 __all__ = [
     "REPORT_SCHEMA_VERSION",
+    "Direction",
     "Finding",
     "GroupEstimate",
+    "MitigationRecord",
     "PluginRecord",
     "Provenance",
     "Report",
@@ -49,6 +51,22 @@ class GroupEstimate(_Model):
     extra: dict[str, float | int | str | bool | None] = Field(default_factory=dict)
 
 
+Direction = Literal["higher_is_better", "lower_is_better", "closer_to_zero", "none"]
+
+
+class MitigationRecord(_Model):
+    """On a finding measured after a mitigation: which mitigator, on which subject."""
+
+    mitigator: str
+    summary: str
+    before: str = Field(description="the unmitigated subject's name")
+    before_fingerprint: str
+    changed: list[str] = Field(
+        default_factory=list, description="outputs, adapter, profile_writer, sampler, settings"
+    )
+    details: dict[str, Any] = Field(default_factory=dict)
+
+
 class Finding(_Model):
     """One measured quantity, its uncertainty and its verdict."""
 
@@ -72,6 +90,16 @@ class Finding(_Model):
     warnings: list[str] = Field(default_factory=list)
     chart: ChartKind | None = None
     reference: str | None = Field(default=None, description="paper and equation")
+    direction: Direction | None = Field(
+        default=None, description="which way is better, from the detector's declared metrics"
+    )
+    value_range: tuple[float | None, float | None] | None = Field(
+        default=None, description="the values the metric can take (None: unbounded)"
+    )
+    duration_s: float | None = Field(
+        default=None, ge=0, description="wall time of the detector call that produced it"
+    )
+    mitigation: MitigationRecord | None = None
     details: dict[str, Any] = Field(default_factory=dict)
 
     @property
@@ -115,6 +143,9 @@ class Provenance(_Model):
     finished_at: datetime
     subject: SubjectInfo | None = None
     baselines: list[SubjectInfo] = Field(default_factory=list)
+    mitigated: list[SubjectInfo] = Field(
+        default_factory=list, description="each mitigated subject, with its own fingerprint"
+    )
 
 
 class Report(_Model):

@@ -7,11 +7,13 @@ Derived groups (all computed on the training split only):
 * ``mainstreamness``: tertiles of the mean popularity of the items a user played
   ("niche", "mid", "mainstream"); cf. Kowald et al., "The unfairness of popularity bias in
   music recommendation", ECIR 2020.
-* ``taste_breadth``: tertiles of the entropy of a user's genre distribution
+* ``taste_breadth``: tertiles of the entropy of a user's genre shares
   ("specialist", "mid", "generalist").
 
-Categorical attributes keep their ``max_levels`` largest levels and pool the rest as "other";
-numeric attributes (other than age) are cut into quartiles.
+Every derived group reads its feature from :class:`~audit_sdk.features.UserFeatures`, the one
+definition of each. Categorical attributes keep their ``max_levels`` largest levels and pool
+the rest as "other (pooled)" (a label no data value can already hold: a suffix is added if one
+does); numeric attributes (other than age) are cut into quartiles.
 """
 
 from __future__ import annotations
@@ -25,8 +27,11 @@ import pandas as pd
 from audit_sdk.config import GroupsConfig
 from audit_sdk.data.tables import Dataset
 from audit_sdk.errors import ConfigError
+from audit_sdk.features.store import UserFeatures
 
-__all__ = ["age_bucket_labels", "build_group_columns", "intersection_name"]
+__all__ = ["POOLED_LABEL", "age_bucket_labels", "build_group_columns", "intersection_name"]
+
+POOLED_LABEL = "other (pooled)"
 
 
 def age_bucket_labels(ages: pd.Series, bins: Sequence[int]) -> pd.Series:
@@ -78,7 +83,10 @@ def _pool_levels(values: pd.Series, max_levels: int) -> pd.Series:
     if len(counts) <= max_levels:
         return values
     keep = set(counts.index[: max_levels - 1])
-    return values.where(values.isin(keep), "other")
+    label, n = POOLED_LABEL, 2
+    while label in set(counts.index):
+        label, n = f"{POOLED_LABEL} {n}", n + 1
+    return values.where(values.isin(keep), label)
 
 
 def intersection_name(attributes: Sequence[str]) -> str:
@@ -86,41 +94,34 @@ def intersection_name(attributes: Sequence[str]) -> str:
 
 
 def build_group_columns(
-    users: Sequence[str], train: Dataset, config: GroupsConfig
+    users: Sequence[str],
+    train: Dataset,
+    config: GroupsConfig,
+    *,
+    features: UserFeatures | None = None,
 ) -> tuple[pd.DataFrame, list[str]]:
     """A frame indexed by ``users`` with one string column per group attribute, and the list
-    of columns to audit by (``config.attributes`` plus intersections)."""
+    of columns to audit by (``config.attributes`` plus intersections). Derived groups are
+    tertiles of the shared features (:mod:`audit_sdk.features.listening`)."""
     index = pd.Index(list(users), name="user_id")
     table = pd.DataFrame(index=index)
     attrs = train.users.frame.reindex(index)
-    frame = train.interactions.frame
-    frame = frame[frame["user_id"].isin(index)]
+    features = features if features is not None else UserFeatures(train, list(index))
 
     for derived in config.derived:
         if derived == "age_bucket":
             if "age" in attrs.columns:
                 table["age_bucket"] = age_bucket_labels(attrs["age"], config.age_bins)
         elif derived == "activity":
-            counts = frame.groupby("user_id").size().reindex(index, fill_value=0)
+            counts = features.activity_events.reindex(index, fill_value=0)
             table["activity"] = _tertiles(counts.astype(float), ("low", "medium", "high"))
         elif derived == "mainstreamness":
-            all_frame = train.interactions.frame
-            pop = all_frame.groupby("item_id")["user_id"].nunique() / max(
-                all_frame["user_id"].nunique(), 1
-            )
-            pairs = frame[["user_id", "item_id"]].drop_duplicates()
-            score = pairs.assign(p=pairs["item_id"].map(pop)).groupby("user_id")["p"].mean()
-            table["mainstreamness"] = _tertiles(
-                score.reindex(index).fillna(0.0), ("niche", "mid", "mainstream")
-            )
+            score = features.mainstreamness.reindex(index)
+            table["mainstreamness"] = _tertiles(score.fillna(0.0), ("niche", "mid", "mainstream"))
         elif derived == "taste_breadth":
-            genres = train.catalog.primary_genre()
-            g = frame.assign(genre=frame["item_id"].map(genres).fillna("unknown"))
-            share = g.groupby(["user_id", "genre"])["plays"].sum()
-            share = share / share.groupby(level=0).transform("sum")
-            entropy = (-(share * np.log(share))).groupby(level=0).sum()
+            entropy = features.genre_entropy.reindex(index)
             table["taste_breadth"] = _tertiles(
-                entropy.reindex(index).fillna(0.0), ("specialist", "mid", "generalist")
+                entropy.fillna(0.0), ("specialist", "mid", "generalist")
             )
 
     columns: list[str] = []
@@ -155,7 +156,8 @@ def build_group_columns(
                 "groups.attributes or groups.derived first."
             )
         name = intersection_name(combo)
-        table[name] = table[list(combo)].astype(str).agg(" × ".join, axis=1)
+        parts = [table[a].astype("string").fillna("unknown") for a in combo]
+        table[name] = parts[0].str.cat(parts[1:], sep=" × ")
         columns.append(name)
     for column in columns:
         table[column] = table[column].astype("string").fillna("unknown")

@@ -42,6 +42,13 @@ def test_mitigation_reruns_detectors_and_reduces_miscalibration(tmp_path: Path) 
     kl = {f.subject: f for f in report.findings if f.metric == "calibration_kl"}
     before, after = kl["item_knn"], kl["item_knn+calibrated_reranking"]
     assert after.ci_high < before.ci_low  # a real, significant reduction
-    assert after.details["mitigation"]["mitigator"] == "calibrated_reranking"
+    assert after.mitigation is not None
+    assert after.mitigation.mitigator == "calibrated_reranking"
+    assert after.mitigation.changed == ["outputs"]
+    assert after.mitigation.before == "item_knn"
     subjects = {f.subject for f in report.findings}
     assert subjects == {"item_knn", "item_knn+calibrated_reranking"}
+    # the mitigated subject is its own model in the provenance, with its own fingerprint
+    (mitigated,) = report.provenance.mitigated
+    assert mitigated.name == "item_knn+calibrated_reranking"
+    assert mitigated.fingerprint != report.provenance.subject.fingerprint

@@ -5,7 +5,8 @@
 * :func:`inline_plugin` registers classes as a temporary plugin (and removes them after).
 * :func:`check_detector` is a conformance suite a third-party detector runs against itself
   (like scikit-learn's ``check_estimator``): it returns the findings after checking that they
-  are well-formed, reproducible and consistent with their thresholds.
+  are well-formed, reproducible and consistent with their thresholds;
+  :func:`check_mitigator` does the same for a mitigator's :class:`MitigationResult`.
 
 With audit-sdk installed, pytest also gets the fixtures ``audit_context`` and
 ``audit_plugin_host`` (see :mod:`audit_sdk.testing.pytest_plugin`).
@@ -27,14 +28,23 @@ from audit_sdk.interfaces import (
     GeneratorAdapter,
     Mitigator,
     Reporter,
+    UserFeature,
 )
 from audit_sdk.plugin_host import PluginHost, PluginSettings
 from audit_sdk.report_model import Finding
 from audit_sdk.runner import AuditRunner, missing_requirement
 from audit_sdk.testing.adapter_checks import check_adapter
+from audit_sdk.testing.mitigator_checks import check_mitigator
 from audit_sdk.thresholds import evaluate_threshold
 
-__all__ = ["check_adapter", "check_detector", "inline_plugin", "make_context", "make_host"]
+__all__ = [
+    "check_adapter",
+    "check_detector",
+    "check_mitigator",
+    "inline_plugin",
+    "make_context",
+    "make_host",
+]
 
 _HOOK_FOR_BASE: dict[type, str] = {
     GeneratorAdapter: "audit_sdk_register_adapters",
@@ -42,6 +52,7 @@ _HOOK_FOR_BASE: dict[type, str] = {
     Mitigator: "audit_sdk_register_mitigators",
     Reporter: "audit_sdk_register_reporters",
     DatasetLoader: "audit_sdk_register_dataset_loaders",
+    UserFeature: "audit_sdk_register_features",
 }
 
 
@@ -82,6 +93,11 @@ class _InlinePlugin:
     @hookimpl
     def audit_sdk_register_dataset_loaders(self, register: Any) -> None:
         for cls in self._of(DatasetLoader):
+            register(cls)
+
+    @hookimpl
+    def audit_sdk_register_features(self, register: Any) -> None:
+        for cls in self._of(UserFeature):
             register(cls)
 
 

@@ -32,7 +32,7 @@ from audit_sdk.interfaces import (
 if TYPE_CHECKING:
     from audit_sdk.data.tables import Dataset
 
-__all__ = ["AdapterCheck", "check_adapter", "default_check_prompts"]
+__all__ = ["AdapterCheck", "check_adapter", "default_check_data", "default_check_prompts"]
 
 _NAME = re.compile(r"^[a-z][a-z0-9_.\-]*$")
 _RECOMMENDATION_COLUMNS = ("user_id", "rank", "item_id", "score")
@@ -48,7 +48,8 @@ class AdapterCheck:
     generations: list[str] | None = None
 
 
-def _world() -> Dataset:
+def default_check_data() -> Dataset:
+    """The training split :func:`check_adapter` fits on by default: a small synthetic world."""
     from audit_sdk.data.synthetic_world import SyntheticWorldParams, generate_world
     from audit_sdk.splitting import holdout_split
 
@@ -263,7 +264,7 @@ def check_adapter(
         world); prompts are built from it unless ``prompts`` is given.
     :raises AssertionError: listing every problem found.
     """
-    train = train if train is not None else _world()
+    train = train if train is not None else default_check_data()
     params = params or GenerationParams(max_new_tokens=12, seed=3)
     problems: list[str] = []
     name = getattr(adapter, "name", None)

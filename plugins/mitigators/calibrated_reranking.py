@@ -27,7 +27,7 @@ from audit_sdk.interfaces import (
     PluginParams,
     SubjectOutputs,
 )
-from audit_sdk.interfaces.detector import Requirement
+from audit_sdk.interfaces.requirements import Needs, Requirement
 
 __all__ = ["CalibratedReranking", "calibrated_rerank"]
 
@@ -75,7 +75,7 @@ def calibrated_rerank(
 class CalibratedReranking(Mitigator):
     name = "calibrated_reranking"
     description = "Re-rank the subject's candidates to match each user's genre mix (Steck 2018)."
-    requires: ClassVar[frozenset[Requirement]] = frozenset({"recommendations"})
+    requires: ClassVar[frozenset[Requirement]] = frozenset({Needs.RECOMMENDATIONS})
     Params = CalibratedRerankingParams
 
     def mitigate(self, context: AuditContext) -> MitigationResult:
@@ -88,14 +88,8 @@ class CalibratedReranking(Mitigator):
         genres = context.dataset.catalog.genre_matrix()
         if genres.shape[1] == 0:
             raise ValueError("the catalog has no genres to calibrate on")
-        train = context.train.interactions.frame
-        train = train[train["user_id"].isin(users)]
-        history = (
-            genres.reindex(train["item_id"]).fillna(0.0).mul(train["plays"].to_numpy(), axis=0)
-        )
-        history["user_id"] = train["user_id"].to_numpy()
-        target = history.groupby("user_id").sum()
-        target = target.div(target.sum(axis=1).replace(0.0, 1.0), axis=0)
+        # p(g | u), the one definition of a user's genre shares (audit_sdk.features)
+        target = context.features.genre_shares.reindex(columns=genres.columns, fill_value=0.0)
 
         rows = []
         for user, part in candidates.groupby("user_id", sort=False):
@@ -123,8 +117,9 @@ class CalibratedReranking(Mitigator):
                 )
             )
         recommendations = pd.concat(rows, ignore_index=True)
+        # the host names the mitigated subject and gives it a fingerprint of its own
         outputs = SubjectOutputs(
-            name=f"{context.subject.name}+{self.name}",
+            name=context.subject.name,
             adapter=context.subject.adapter,
             fingerprint=context.subject.fingerprint,
             recommendations=recommendations,

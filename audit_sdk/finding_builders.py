@@ -17,7 +17,7 @@ from typing import Any, Literal
 import numpy as np
 import pandas as pd
 
-from audit_sdk.group_statistics import compare_groups
+from audit_sdk.group_statistics import GroupComparison, compare_groups
 from audit_sdk.interfaces import AuditContext
 from audit_sdk.report_model import Finding, GroupEstimate
 from audit_sdk.stats.bootstrap import Interval, mean_ci
@@ -37,8 +37,10 @@ def group_disparity_finding(
     threshold: Threshold | None,
     reference: str | None = None,
     label: str | None = None,
+    comparison: GroupComparison | None = None,
 ) -> Finding:
-    """Compare ``values`` (one per user, indexed by user) across ``attribute``'s groups.
+    """Compare ``values`` (one per user, indexed by user) across ``attribute``'s groups
+    (``comparison``: already computed, e.g. by :func:`compare_groups_many`).
 
     ``summary="ratio"`` reports lowest/highest group mean (``<metric>:min_max_ratio``, for
     quantities where higher is better); ``"gap"`` reports highest - lowest
@@ -46,7 +48,7 @@ def group_disparity_finding(
     """
     name = f"{metric}:min_max_ratio" if summary == "ratio" else f"{metric}:group_gap"
     groups = context.user_table[attribute].reindex(values.index)
-    comparison = compare_groups(
+    comparison = comparison or compare_groups(
         values,
         groups,
         min_group_size=context.min_group_size,

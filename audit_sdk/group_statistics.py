@@ -10,16 +10,18 @@ resamples and memory bounded by the memory budget.
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
 
+from audit_sdk.memory_budget import current_memory_budget
 from audit_sdk.report_model import GroupEstimate
 from audit_sdk.stats.bootstrap import Disparity, bca_mean_interval, disparity_from_replicates
-from audit_sdk.stats.resampling_weights import group_mean_replicates
+from audit_sdk.stats.resampling_weights import poisson_weight_blocks
 
-__all__ = ["GroupComparison", "compare_groups", "mean_of_true"]
+__all__ = ["GroupComparison", "compare_groups", "compare_groups_many", "mean_of_true"]
 
 
 def natural_key(label: str) -> tuple[float, str]:
@@ -59,32 +61,116 @@ def compare_groups(
 ) -> GroupComparison:
     """Group means of ``values`` (one per user) by ``groups``, with CIs and a disparity over
     the groups that have at least ``min_group_size`` users."""
-    if not groups.index.equals(values.index):
-        groups = groups.reindex(values.index)
+    (comparison,) = compare_groups_many(
+        [(values, groups)],
+        min_group_size=min_group_size,
+        confidence=confidence,
+        n_resamples=n_resamples,
+        rng=rng,
+    )
+    return comparison
+
+
+def compare_groups_many(
+    items: Sequence[tuple[pd.Series, pd.Series]],
+    *,
+    min_group_size: int,
+    confidence: float,
+    n_resamples: int,
+    rng: np.random.Generator,
+) -> list[GroupComparison]:
+    """:func:`compare_groups` for several (values, groups) pairs over the same users, from one
+    stream of resampling weights: the same resamples of the users serve every pair (common
+    random numbers), so the weights are drawn once instead of once per pair."""
+    index = items[0][0].index
+    prepared = [_prepare(values.reindex(index), groups, index) for values, groups in items]
+    dtype = np.float32 if len(index) < 2**23 else np.float64
+    # Pairs share weights in packs whose dense design (users x 2 columns a group) fits a chunk.
+    chunk_bytes = current_memory_budget().chunk_bytes
+    out: list[GroupComparison] = []
+    pack: list[_Prepared] = []
+    for p in [*prepared, None]:
+        width = 2 * sum(len(q.names) for q in pack)
+        if pack and (p is None or (width + 2 * len(p.names)) * len(index) * 4 > chunk_bytes):
+            out += _compare_pack(
+                pack, len(index), n_resamples, rng, dtype, min_group_size, confidence
+            )
+            pack = []
+        if p is not None:
+            pack.append(p)
+    return out
+
+
+def _compare_pack(
+    pack: list[_Prepared],
+    n_users: int,
+    n_resamples: int,
+    rng: np.random.Generator,
+    dtype: type,
+    min_group_size: int,
+    confidence: float,
+) -> list[GroupComparison]:
+    """Resample a pack of pairs at once: per (pair, group) a column of centred values and a
+    column of ones, so one product ``weights @ design`` gives every group's weighted sums."""
+    offsets = np.cumsum([0, *(len(p.names) for p in pack)])
+    design = np.zeros((n_users, 2 * offsets[-1]), dtype=dtype)
+    for p, offset in zip(pack, offsets, strict=False):
+        design[p.positions, 2 * (offset + p.codes)] = p.values - p.means[p.codes]
+        design[p.positions, 2 * (offset + p.codes) + 1] = 1.0
+    sums = np.vstack(
+        [
+            weights @ design
+            for weights in poisson_weight_blocks(n_users, n_resamples, rng, dtype=dtype)
+        ]
+    )
+    out = []
+    for p, offset in zip(pack, offsets, strict=False):
+        block = sums[:, 2 * offset : 2 * (offset + len(p.names))].astype(float)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            replicates = p.means + block[:, 0::2] / block[:, 1::2]
+        out.append(_comparison(p, replicates, min_group_size, confidence))
+    return out
+
+
+@dataclass(frozen=True)
+class _Prepared:
+    names: list[str]  # groups in natural order
+    positions: np.ndarray  # row of each kept user in the shared index
+    values: np.ndarray
+    codes: np.ndarray  # group of each kept user, into names
+    counts: np.ndarray
+    means: np.ndarray
+
+
+def _prepare(values: pd.Series, groups: pd.Series, index: pd.Index) -> _Prepared:
+    if not groups.index.equals(index):
+        groups = groups.reindex(index)
     v = np.asarray(values, dtype=float)
     labels = groups.astype("string").to_numpy(dtype=object, na_value=None)
-    keep = np.isfinite(v) & pd.notna(labels)
-    v = v[keep]
+    keep = np.flatnonzero(np.isfinite(v) & pd.notna(labels))
     codes, uniques = pd.factorize(labels[keep])
     names = sorted((str(u) for u in uniques), key=natural_key)
-    # Relabel codes so that group g is names[g] (natural order).
     position = {name: g for g, name in enumerate(names)}
     codes = np.array([position[str(u)] for u in uniques], dtype=np.intp)[codes]
     counts = np.bincount(codes, minlength=len(names))
-    means = np.bincount(codes, weights=v, minlength=len(names)) / np.maximum(counts, 1)
-    by_group = pd.Series(means, index=pd.Index(names, name="sensitive_feature_0"))
-    replicates = group_mean_replicates(v, codes, len(names), n_resamples=n_resamples, rng=rng)
-    order = np.argsort(codes, kind="stable")
-    arrays = np.split(v[order], np.cumsum(counts)[:-1])
+    means = np.bincount(codes, weights=v[keep], minlength=len(names)) / np.maximum(counts, 1)
+    return _Prepared(names, keep, v[keep], codes, counts, means)
+
+
+def _comparison(
+    p: _Prepared, replicates: np.ndarray, min_group_size: int, confidence: float
+) -> GroupComparison:
+    order = np.argsort(p.codes, kind="stable")
+    arrays = np.split(p.values[order], np.cumsum(p.counts)[:-1])
     rows: list[GroupEstimate] = []
     eligible: list[int] = []
     too_small: list[str] = []
-    for g, name in enumerate(names):
+    for g, name in enumerate(p.names):
         interval = bca_mean_interval(arrays[g], replicates[:, g], confidence=confidence)
         warning = None
-        if counts[g] < min_group_size:
+        if p.counts[g] < min_group_size:
             warning = (
-                f"only {counts[g]} users (< {min_group_size}): too few to judge; "
+                f"only {p.counts[g]} users (< {min_group_size}): too few to judge; "
                 "left out of the disparity"
             )
             too_small.append(name)
@@ -93,8 +179,8 @@ def compare_groups(
         rows.append(
             GroupEstimate(
                 group=name,
-                n=int(counts[g]),
-                estimate=float(means[g]),
+                n=int(p.counts[g]),
+                estimate=float(p.means[g]),
                 ci_low=interval.low,
                 ci_high=interval.high,
                 warning=warning,
@@ -103,7 +189,7 @@ def compare_groups(
     disparity = None
     if len(eligible) >= 2:
         disparity = disparity_from_replicates(
-            [names[g] for g in eligible],
+            [p.names[g] for g in eligible],
             [arrays[g] for g in eligible],
             replicates[:, eligible],
             confidence=confidence,
@@ -113,4 +199,5 @@ def compare_groups(
                 row.extra["role"] = "worst"
             elif row.group == disparity.best:
                 row.extra["role"] = "best"
-    return GroupComparison(rows, disparity, [names[g] for g in eligible], too_small, by_group)
+    by_group = pd.Series(p.means, index=pd.Index(p.names, name="sensitive_feature_0"))
+    return GroupComparison(rows, disparity, [p.names[g] for g in eligible], too_small, by_group)

@@ -15,9 +15,10 @@ from __future__ import annotations
 from typing import Any, ClassVar
 
 from audit_sdk.finding_builders import group_disparity_finding
+from audit_sdk.group_statistics import compare_groups_many
 from audit_sdk.hookspecs import hookimpl
 from audit_sdk.interfaces import AuditContext, Detector, PluginParams
-from audit_sdk.interfaces.detector import Requirement
+from audit_sdk.interfaces.requirements import Needs, Requirement
 from audit_sdk.report_model import Finding
 from audit_sdk.thresholds import Threshold
 
@@ -39,7 +40,7 @@ class GroupFairnessParams(PluginParams):
 class GroupFairnessDetector(Detector):
     name = "group_fairness"
     description = "Disparities in per-user recommendation quality between user groups."
-    requires: ClassVar[frozenset[Requirement]] = frozenset({"recommendations"})
+    requires: ClassVar[frozenset[Requirement]] = frozenset({Needs.RECOMMENDATIONS})
     Params = GroupFairnessParams
     default_thresholds: ClassVar[dict[str, Threshold]] = {
         "*:min_max_ratio": Threshold(statistic="ci_high", fail_below=0.8, warn_below=0.9)
@@ -50,28 +51,48 @@ class GroupFairnessDetector(Detector):
         metrics = params.metrics or context.metric_columns
         group_by = params.group_by or context.group_columns
         table = context.user_table
+        pairs = [(m, a) for m in metrics if m in table.columns for a in group_by if a in table]
+        # Every comparison from one stream of resampling weights (drawn once, not per pair).
+        comparisons = dict(
+            zip(
+                pairs,
+                compare_groups_many(
+                    [(table[m], table[a]) for m, a in pairs],
+                    min_group_size=context.min_group_size,
+                    confidence=context.bootstrap.confidence,
+                    n_resamples=context.bootstrap.n_resamples,
+                    rng=context.rng(self.name),
+                )
+                if pairs
+                else [],
+                strict=True,
+            )
+        )
         findings = []
         for metric in metrics:
             if metric not in table.columns:
                 findings.append(self._skipped(metric, None, f"no per-user metric {metric!r}"))
                 continue
             for attribute in group_by:
-                findings.append(self._one(context, metric, attribute))
+                if attribute not in table.columns:
+                    findings.append(
+                        self._skipped(metric, attribute, f"no group column {attribute!r}")
+                    )
+                    continue
+                findings.append(
+                    group_disparity_finding(
+                        context,
+                        detector=self.name,
+                        metric=metric,
+                        values=table[metric],
+                        attribute=attribute,
+                        summary="ratio",
+                        threshold=self.threshold_for(f"{metric}:min_max_ratio"),
+                        reference=REFERENCE,
+                        comparison=comparisons[metric, attribute],
+                    )
+                )
         return findings
-
-    def _one(self, context: AuditContext, metric: str, attribute: str) -> Finding:
-        if attribute not in context.user_table.columns:
-            return self._skipped(metric, attribute, f"no group column {attribute!r}")
-        return group_disparity_finding(
-            context,
-            detector=self.name,
-            metric=metric,
-            values=context.user_table[metric],
-            attribute=attribute,
-            summary="ratio",
-            threshold=self.threshold_for(f"{metric}:min_max_ratio"),
-            reference=REFERENCE,
-        )
 
     def _skipped(self, metric: str, attribute: str | None, reason: str) -> Finding:
         return Finding(

@@ -29,9 +29,10 @@ from pydantic import Field
 from scipy import sparse
 
 from audit_sdk.finding_builders import group_disparity_finding, interval_finding, model_rows
+from audit_sdk.group_statistics import compare_groups_many
 from audit_sdk.hookspecs import hookimpl
 from audit_sdk.interfaces import AuditContext, Detector, PluginParams, SubjectOutputs
-from audit_sdk.interfaces.detector import Requirement
+from audit_sdk.interfaces.requirements import Needs, Requirement
 from audit_sdk.report_model import Finding, GroupEstimate
 from audit_sdk.stats.bootstrap import Interval, statistic_ci
 from audit_sdk.stats.resampling_weights import poisson_weight_blocks
@@ -188,7 +189,7 @@ def _most_exposed(exposed: pd.Series, context: AuditContext, top: int = 10) -> l
 class PopularityBiasDetector(Detector):
     name = "popularity_bias"
     description = "Popularity and exposure bias of recommendation lists, overall and per group."
-    requires: ClassVar[frozenset[Requirement]] = frozenset({"recommendations"})
+    requires: ClassVar[frozenset[Requirement]] = frozenset({Needs.RECOMMENDATIONS})
     Params = PopularityBiasParams
     default_thresholds: ClassVar[dict[str, Threshold]] = {
         # Lists twice as popular as the user's own history, with evidence.
@@ -219,12 +220,49 @@ class PopularityBiasDetector(Detector):
             for metric in PER_USER_METRICS
         ]
         findings.append(self._gini(context, models))
+        attributes = params.group_by or context.group_columns
+        pairs = [
+            (metric, attribute)
+            for metric in params.group_metrics
+            for attribute in attributes
+            if not (metric == "calibration_kl" and no_genres)
+        ]
+        # Every group comparison from one stream of resampling weights.
+        comparisons = dict(
+            zip(
+                pairs,
+                compare_groups_many(
+                    [(subject_metrics[m], context.user_table[a]) for m, a in pairs],
+                    min_group_size=context.min_group_size,
+                    confidence=context.bootstrap.confidence,
+                    n_resamples=context.bootstrap.n_resamples,
+                    rng=context.rng(f"{self.name}:groups"),
+                )
+                if pairs
+                else [],
+                strict=True,
+            )
+        )
         for metric in params.group_metrics:
-            for attribute in params.group_by or context.group_columns:
-                if metric == "calibration_kl" and no_genres:
-                    findings.append(self._skipped(f"{metric}:group_gap", attribute, no_genres))
-                else:
-                    findings.append(self._by_group(context, metric, attribute, subject_metrics))
+            for attribute in attributes:
+                if (metric, attribute) not in comparisons:
+                    findings.append(
+                        self._skipped(f"{metric}:group_gap", attribute, no_genres or "")
+                    )
+                    continue
+                findings.append(
+                    group_disparity_finding(
+                        context,
+                        detector=self.name,
+                        metric=metric,
+                        values=subject_metrics[metric],
+                        attribute=attribute,
+                        summary="gap",
+                        threshold=self.threshold_for(f"{metric}:group_gap"),
+                        reference=REFERENCE_BY_METRIC[metric],
+                        comparison=comparisons[metric, attribute],
+                    )
+                )
         return findings
 
     def _skipped(self, metric: str, attribute: str | None, reason: str) -> Finding:
@@ -359,20 +397,6 @@ class PopularityBiasDetector(Detector):
         estimate = float(np.clip(plug_in - bias, interval.low, interval.high))
         exposed = pd.Series(counts, index=items[exposed_cols]).sort_values(ascending=False)
         return replace(interval, estimate=estimate), plug_in, bias, exposed
-
-    def _by_group(
-        self, context: AuditContext, metric: str, attribute: str, per_user: pd.DataFrame
-    ) -> Finding:
-        return group_disparity_finding(
-            context,
-            detector=self.name,
-            metric=metric,
-            values=per_user[metric],
-            attribute=attribute,
-            summary="gap",
-            threshold=self.threshold_for(f"{metric}:group_gap"),
-            reference=REFERENCE_BY_METRIC[metric],
-        )
 
 
 @hookimpl

@@ -15,7 +15,7 @@ from audit_sdk.interfaces import Capability, GenerationParams, GeneratorAdapter
 from audit_sdk.plugin_host import get_plugin_host
 from audit_sdk.splitting import holdout_split
 from audit_sdk.testing import check_adapter
-from audit_sdk.testing.adapter_checks import _world, default_check_prompts
+from audit_sdk.testing.adapter_checks import default_check_data, default_check_prompts
 
 from .tinyrec_fixtures import tiny_world, train_tiny_tinyrec
 
@@ -50,7 +50,7 @@ def test_baseline_recommenders(name: str) -> None:
 
 
 def test_template_writer() -> None:
-    train = _world()
+    train = default_check_data()
     checked = check_adapter(
         _adapter("template_writer"),
         train,
@@ -81,7 +81,7 @@ def test_callable(target_module: str) -> None:
 def test_logged_outputs(tmp_path: Path) -> None:
     from audit_sdk.adapters.template_profile_writer import TemplateProfileWriter
 
-    train = _world()
+    train = default_check_data()
     prompts = default_check_prompts(train, recommendation=False)
     texts = TemplateProfileWriter().generate(prompts, params=GenerationParams())
     log = pd.DataFrame(
@@ -104,7 +104,7 @@ def test_logged_outputs(tmp_path: Path) -> None:
 def test_openai_http_against_a_local_server() -> None:
     from .test_openai_http_adapter import openai_server_process
 
-    train = _world()
+    train = default_check_data()
     with openai_server_process() as base_url:
         adapter = _adapter("openai_http", base_url=base_url, model="template_writer")
         checked = check_adapter(

@@ -20,7 +20,7 @@ Each metric is reported overall (subject beside the reference baselines) and per
 
 from __future__ import annotations
 
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from typing import Any, ClassVar
 
 import numpy as np
@@ -71,65 +71,93 @@ def gini(values: np.ndarray, *, n_zeros: int = 0) -> np.ndarray:
     return np.where(total > 0, g, 0.0)
 
 
+Triples = tuple[np.ndarray, np.ndarray, np.ndarray]  # user codes, item codes (-1: unknown), weight
+
+
+@dataclass(frozen=True)
+class _Inputs:
+    """What every model's metrics share, coded once per audit: users, items, popularity, the
+    short head, the training history and the genre matrix."""
+
+    users: pd.Index
+    items: pd.Index
+    popularity: np.ndarray  # per item, with a trailing 0 for items outside the catalog
+    head: np.ndarray  # per item (and the trailing one), in the short head
+    history: Triples  # user codes, item codes (-1: outside the catalog), plays
+    hist_arp: np.ndarray  # per user, mean popularity of the distinct items heard
+    genres: sparse.csr_matrix | None  # items x genres, None without genres
+
+    @classmethod
+    def of(cls, context: AuditContext, head_share: float) -> _Inputs:
+        users = context.user_table.index
+        items = context.dataset.catalog.frame.index
+        popularity = context.item_popularity.reindex(items, fill_value=0.0).to_numpy(float)
+        head = np.zeros(len(items) + 1, dtype=bool)
+        head[np.argsort(-popularity, kind="stable")[: max(1, round(head_share * len(items)))]] = (
+            True
+        )
+        train = context.train.interactions.frame
+        u = users.get_indexer(train["user_id"])
+        known = u >= 0
+        i = items.get_indexer(train["item_id"])[known]
+        plays = train["plays"].to_numpy(dtype=float)[known]
+        pop_ext = np.append(popularity, 0.0)
+        # Distinct (user, item) pairs of the history, unknown items in the extra column.
+        history = sparse.csr_matrix(
+            (np.ones(len(i)), (u[known], np.where(i < 0, len(items), i))),
+            shape=(len(users), len(items) + 1),
+        )
+        history.data[:] = 1.0
+        with np.errstate(invalid="ignore", divide="ignore"):
+            hist_arp = (history @ pop_ext) / np.diff(history.indptr)
+        genres = None
+        if _has_genres(context):
+            genres = sparse.csr_matrix(context.dataset.catalog.genre_matrix().to_numpy())
+        return cls(users, items, pop_ext, head, (u[known], i, plays), hist_arp, genres)
+
+    def list_codes(self, recommendations: pd.DataFrame, k: int) -> tuple[np.ndarray, np.ndarray]:
+        """User and item codes of the top-k slots of audited users."""
+        recs = recommendations[recommendations["rank"].to_numpy() <= k]
+        u = self.users.get_indexer(recs["user_id"])
+        on = u >= 0
+        return u[on], self.items.get_indexer(recs["item_id"])[on]
+
+
 def user_popularity_metrics(
     recommendations: pd.DataFrame,
     context: AuditContext,
     *,
     head_share: float,
     alpha: float,
+    inputs: _Inputs | None = None,
 ) -> pd.DataFrame:
     """One row per audited user with the four per-user metrics (``calibration_kl`` NaN when
     the catalog has no genres). One pass over the top-k lists and one over the training
     interactions, on integer codes; memory linear in users + items + interactions."""
-    users = context.user_table.index
-    items = context.dataset.catalog.frame.index
-    popularity = context.item_popularity.reindex(items, fill_value=0.0).to_numpy(dtype=float)
-    n_users, n_items = len(users), len(items)
-
-    recs = recommendations[recommendations["rank"].to_numpy() <= context.k]
-    rec_user = users.get_indexer(recs["user_id"])
-    rec_item = items.get_indexer(recs["item_id"])
-    on = rec_user >= 0
-    rec_user, rec_item = rec_user[on], rec_item[on]
-    # Items outside the catalog have popularity 0 and count as long tail.
-    head = np.zeros(n_items + 1, dtype=bool)
-    order = np.argsort(-popularity, kind="stable")
-    head[order[: max(1, round(head_share * n_items))]] = True
-    pop_ext = np.append(popularity, 0.0)
+    inputs = inputs or _Inputs.of(context, head_share)
+    n_users = len(inputs.users)
+    rec_user, rec_item = inputs.list_codes(recommendations, context.k)
+    # Items outside the catalog (code -1: the trailing entry) have popularity 0, long tail.
     n_recs = np.bincount(rec_user, minlength=n_users).astype(float)
     with np.errstate(invalid="ignore", divide="ignore"):
-        arp = np.bincount(rec_user, weights=pop_ext[rec_item], minlength=n_users) / n_recs
-        aplt = np.bincount(rec_user, weights=~head[rec_item], minlength=n_users) / n_recs
+        arp = np.bincount(rec_user, weights=inputs.popularity[rec_item], minlength=n_users) / n_recs
+        aplt = np.bincount(rec_user, weights=~inputs.head[rec_item], minlength=n_users) / n_recs
 
-    train = context.train.interactions.frame
-    hist_user = users.get_indexer(train["user_id"])
-    hist_item = items.get_indexer(train["item_id"])
-    known = hist_user >= 0
-    # Distinct (user, item) pairs of the history, unknown items in an extra column.
-    history = sparse.csr_matrix(
-        (
-            np.ones(int(known.sum())),
-            (hist_user[known], np.where(hist_item < 0, n_items, hist_item)[known]),
-        ),
-        shape=(n_users, n_items + 1),
-    )
-    history.data[:] = 1.0
     with np.errstate(invalid="ignore", divide="ignore"):
-        hist_arp = (history @ pop_ext) / np.diff(history.indptr)
-        lift = (arp - hist_arp) / np.where(hist_arp == 0, np.nan, hist_arp)
+        lift = (arp - inputs.hist_arp) / np.where(inputs.hist_arp == 0, np.nan, inputs.hist_arp)
 
     kl = np.full(n_users, np.nan)
-    if _has_genres(context):
-        plays = train["plays"].to_numpy(dtype=float)[known]
+    if inputs.genres is not None:
         kl = _calibration_kl(
-            (hist_user[known], hist_item[known], plays),
+            inputs.history,
             (rec_user, rec_item, np.ones(len(rec_user))),
-            context.dataset.catalog.genre_matrix(),
+            inputs.genres,
             n_users,
             alpha,
         )
     out = pd.DataFrame(
-        {"arp": arp, "aplt": aplt, "popularity_lift": lift, "calibration_kl": kl}, index=users
+        {"arp": arp, "aplt": aplt, "popularity_lift": lift, "calibration_kl": kl},
+        index=inputs.users,
     )
     out.index.name = "user_id"
     return out
@@ -140,21 +168,17 @@ def _has_genres(context: AuditContext) -> bool:
     return "genres" in frame.columns and bool(frame["genres"].explode().notna().any())
 
 
-Triples = tuple[np.ndarray, np.ndarray, np.ndarray]  # user codes, item codes (-1: unknown), weight
-
-
 def _calibration_kl(
-    history: Triples, lists: Triples, genres: pd.DataFrame, n_users: int, alpha: float
+    history: Triples, lists: Triples, genres: sparse.csr_matrix, n_users: int, alpha: float
 ) -> np.ndarray:
     """Steck (2018), Eq. 5: KL(p || (1-alpha) q + alpha p), per user; users x genres dense
     (genres are few), users x items sparse."""
-    g = sparse.csr_matrix(genres.to_numpy())
 
     def distribution(triples: Triples) -> np.ndarray:
         rows, cols, weight = triples
         ok = cols >= 0
-        m = sparse.csr_matrix((weight[ok], (rows[ok], cols[ok])), shape=(n_users, g.shape[0]))
-        dist = np.asarray((m @ g).todense())
+        m = sparse.csr_matrix((weight[ok], (rows[ok], cols[ok])), shape=(n_users, genres.shape[0]))
+        dist = np.asarray((m @ genres).todense())
         totals = dist.sum(axis=1, keepdims=True)
         return np.divide(dist, totals, out=np.zeros_like(dist), where=totals > 0)
 
@@ -200,6 +224,7 @@ class PopularityBiasDetector(Detector):
         params: PopularityBiasParams = self.params  # type: ignore[assignment]
         models: dict[str, SubjectOutputs] = {context.subject.name: context.subject}
         models.update(context.baselines)
+        inputs = _Inputs.of(context, params.head_share)
         per_model: dict[str, pd.DataFrame] = {}
         for label, outputs in models.items():
             if outputs.recommendations is None:
@@ -209,6 +234,7 @@ class PopularityBiasDetector(Detector):
                 context,
                 head_share=params.head_share,
                 alpha=params.calibration_alpha,
+                inputs=inputs,
             )
         subject_metrics = per_model[context.subject.name]
         # Calibration needs item genres; without them it is skipped, the rest still runs.
@@ -219,7 +245,7 @@ class PopularityBiasDetector(Detector):
             else self._overall(context, metric, per_model)
             for metric in PER_USER_METRICS
         ]
-        findings.append(self._gini(context, models))
+        findings.append(self._gini(context, models, inputs))
         attributes = params.group_by or context.group_columns
         pairs = [
             (metric, attribute)
@@ -306,14 +332,18 @@ class PopularityBiasDetector(Detector):
             reference=REFERENCE_BY_METRIC[metric],
         )
 
-    def _gini(self, context: AuditContext, models: dict[str, SubjectOutputs]) -> Finding:
+    def _gini(
+        self, context: AuditContext, models: dict[str, SubjectOutputs], inputs: _Inputs
+    ) -> Finding:
         items = context.dataset.catalog.frame.index
         rows: list[GroupEstimate] = []
         details: dict[str, Any] = {}
         for label, outputs in models.items():
             if outputs.recommendations is None:
                 continue
-            result = self._exposure_gini(context, label, outputs.recommendations)
+            result = self._exposure_gini(
+                context, label, inputs.list_codes(outputs.recommendations, context.k)
+            )
             interval, plug_in, bias, exposed = result
             rows.append(
                 GroupEstimate(
@@ -353,14 +383,12 @@ class PopularityBiasDetector(Detector):
         )
 
     def _exposure_gini(
-        self, context: AuditContext, label: str, recommendations: pd.DataFrame
+        self, context: AuditContext, label: str, codes: tuple[np.ndarray, np.ndarray]
     ) -> tuple[Interval, float, float, pd.Series]:
         users = context.user_table.index
         items = context.dataset.catalog.frame.index
-        recs = recommendations[recommendations["rank"].to_numpy() <= context.k]
-        rows_idx = users.get_indexer(recs["user_id"])
-        cols = items.get_indexer(recs["item_id"])
-        ok = (cols >= 0) & (rows_idx >= 0)
+        rows_idx, cols = codes
+        ok = cols >= 0
         # Users x exposed items; items never recommended enter the Gini as zeros.
         per_item = np.bincount(cols[ok], minlength=len(items))
         exposed_cols = np.flatnonzero(per_item)

@@ -233,7 +233,7 @@ class ProfileFidelityDetector(Detector):
         return Finding(
             detector=self.name,
             metric=f"{metric}:difference",
-            group_by="model",
+            group_by="model pair",
             subject=context.subject.name,
             confidence=context.bootstrap.confidence,
             ci_method="bootstrap-BCa over users, paired",

@@ -34,7 +34,7 @@ from pydantic import Field, field_validator, model_validator
 
 from audit_sdk.hookspecs import hookimpl
 from audit_sdk.interfaces import Detector, PluginParams
-from audit_sdk.report_model import Finding, GroupEstimate
+from audit_sdk.report_model import Finding
 from audit_sdk.stats.aipw import AIPWResult, estimate_ates
 from audit_sdk.stats.partially_linear import estimate_partially_linear
 from audit_sdk.thresholds import Threshold, evaluate_threshold
@@ -48,6 +48,7 @@ from ._causal_treatments import (
     Family,
     build_design,
 )
+from ._causal_trust import outcome_range, result_row, untrusted_levels
 
 if TYPE_CHECKING:
     from audit_sdk.hookspecs import RegisterDetector
@@ -336,8 +337,10 @@ class CausalEffectsDetector(Detector):
         metric = _metric(design.outcome, generator)
         noun = {"genre": "genres", "country": "artist countries"}[design.family]
         continuous = params.binarization == "continuous"
-        untrusted = _untrusted(results, design, params)
-        rows = [_row(r, untrusted.get(r.treatment)) for r in results]
+        untrusted = untrusted_levels(
+            results, design, continuous=continuous, declared_range=params.outcome_range
+        )
+        rows = [result_row(r, untrusted.get(r.treatment)) for r in results]
         estimated = [r for r in results if r.estimated]
         trusted = [r for r in estimated if r.treatment not in untrusted]
         warnings: list[str] = []
@@ -365,7 +368,7 @@ class CausalEffectsDetector(Detector):
             "outcome_model": f"{params.outcome_model} ({params.outcome_form})",
             "fdr_q": params.alpha,
             "significance": f"Significant (BH, q={params.alpha:g})",
-            "outcome_range": list(_outcome_range(design, params)),
+            "outcome_range": list(outcome_range(design, params.outcome_range)),
             "n_untrusted": len(untrusted),
             "untrusted": dict(untrusted),
             "notes": design.notes,
@@ -509,7 +512,14 @@ def _keep(
             results=results,
             influence=influence[0],
             users=design.units["user_id"].astype(str).to_numpy(),
-            untrusted=frozenset(_untrusted(results, design, params)),
+            untrusted=frozenset(
+                untrusted_levels(
+                    results,
+                    design,
+                    continuous=params.binarization == "continuous",
+                    declared_range=params.outcome_range,
+                )
+            ),
         )
     )
 
@@ -545,77 +555,6 @@ def _regressor(params: CausalEffectsParams, seed: int) -> Any:
 
         return HistGradientBoostingRegressor(random_state=seed)
     return None  # Ridge(alpha=params.ridge_alpha)
-
-
-def _outcome_range(design: CausalDesign, params: CausalEffectsParams) -> tuple[float, float]:
-    if params.outcome_range is not None:
-        return params.outcome_range
-    return float(np.min(design.y)), float(np.max(design.y))
-
-
-def _untrusted(
-    results: list[AIPWResult], design: CausalDesign, params: CausalEffectsParams
-) -> dict[str, str]:
-    """Estimated levels whose number should not be believed, with the reason: failed overlap,
-    or an effect larger than the outcome's range allows (binary: |ATE| > max - min;
-    continuous: |theta| times the share's observed spread > max - min)."""
-    low, high = _outcome_range(design, params)
-    width = high - low
-    out: dict[str, str] = {}
-    for r in results:
-        if not r.estimated or r.ate is None:
-            continue
-        if r.overlap_failed is not None:
-            out[r.treatment] = r.overlap_failed
-            continue
-        if params.binarization == "continuous":
-            spread = float(np.ptp(design.treatments[r.treatment].to_numpy(dtype=float)))
-            implied = abs(r.ate) * spread
-            what = f"|effect| x share spread {spread:.3g} = {implied:.3g}"
-        else:
-            implied = abs(r.ate)
-            what = f"|ATE| {implied:.3g}"
-        if implied > width:
-            out[r.treatment] = (
-                f"implausible size: {what} exceeds the outcome's range {low:g} to {high:g} "
-                f"(width {width:.3g}); the model extrapolates"
-            )
-    return out
-
-
-def _row(result: AIPWResult, untrusted: str | None = None) -> GroupEstimate:
-    overlap = result.overlap
-    extra: dict[str, float | int | str | bool | None] = {
-        "n_treated": result.n_treated,
-        "n_control": result.n_control,
-        "naive_diff": result.naive_diff,
-        "naive_ci_low": result.naive_ci_low,
-        "naive_ci_high": result.naive_ci_high,
-        "se": result.se,
-        "p": result.p_value,
-        "q": result.q_value,
-        "fcr_ci_low": result.fcr_ci_low,
-        "fcr_ci_high": result.fcr_ci_high,
-        "share_clipped": overlap.share_clipped if overlap else None,
-        "trusted": result.estimated and untrusted is None,
-    }
-    warning = None
-    if result.skipped:
-        warning = f"skipped: {result.skipped}"
-    elif untrusted is not None:
-        warning = f"untrusted: {untrusted}"
-    elif result.warnings:
-        warning = "; ".join(result.warnings)
-    return GroupEstimate(
-        group=result.treatment,
-        n=result.n_treated + result.n_control,
-        estimate=result.ate,
-        ci_low=result.ci_low,
-        ci_high=result.ci_high,
-        warning=warning,
-        significant=result.significant,
-        extra=extra,
-    )
 
 
 def _default_outcomes(context: AuditContext) -> list[str]:

@@ -402,3 +402,17 @@ def test_several_generators_are_estimated_separately_never_pooled() -> None:
     assert rows["metal: B - A"].estimate > 0 > rows["jazz: B - A"].estimate  # type: ignore[operator]
     assert {g for g, r in rows.items() if r.significant} == {"metal: B - A", "jazz: B - A"}
     assert difference.details["reference_generator"] == "A"
+
+
+def test_status_over_seeds_null_worlds_pass_and_planted_harm_fails() -> None:
+    """False alarms at the finding level: a world without effects passes (no untrusted level
+    turns it into a warning by accident), a world with the planted harm fails."""
+    null = [
+        _detect(audit_context(600, seed=s, effects={}), families=["genre"])[0] for s in range(8)
+    ]
+    planted = [_detect(audit_context(600, seed=s), families=["genre"])[0] for s in range(8)]
+    assert sum(f.status == "pass" for f in null) >= 7, [f.explanation for f in null]
+    assert all(f.status == "fail" for f in planted), [f.explanation for f in planted]
+    assert all(
+        f.explanation.startswith("2 of 12 genres") or "metal" in f.explanation for f in planted
+    )

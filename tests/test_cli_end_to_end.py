@@ -350,5 +350,5 @@ def test_examples_are_valid_configs() -> None:
 
 def test_atomic_writes_leave_no_temporary_files(demo_dir: Path) -> None:
     assert sorted(p.name for p in demo_dir.iterdir()) == sorted(
-        ["report.json", "report.html", "junit.xml", "summary.md"]
+        ["report.json", "report.html", "junit.xml", "summary.md", "audit-manifest.json"]
     )

@@ -416,3 +416,22 @@ def test_status_over_seeds_null_worlds_pass_and_planted_harm_fails() -> None:
     assert all(
         f.explanation.startswith("2 of 12 genres") or "metal" in f.explanation for f in planted
     )
+
+
+def test_generator_differences_are_significant_exactly_when_the_adjusted_interval_excludes_0() -> (
+    None
+):
+    context = audit_context(600, seed=3, logged=True)
+    profiles = context.subject.profiles
+    assert profiles is not None
+    other = profiles.assign(
+        rating=3.0 + 0.5 * np.random.default_rng(1).standard_normal(len(profiles))
+    )
+    both = pd.concat([profiles.assign(model="A"), other.assign(model="B")], ignore_index=True)
+    subject = SubjectOutputs(name="subject", adapter="test", fingerprint="0", profiles=both)
+    difference = _detect(with_tables(context, subject=subject), families=["genre"])[-1]
+    assert difference.metric == "ate:rating:difference"
+    assert "FCR-adjusted" in (difference.ci_method or "")
+    for row in difference.groups:
+        low, high = row.extra["fcr_ci_low"], row.extra["fcr_ci_high"]
+        assert row.significant == (not (low <= 0 <= high)), row  # type: ignore[operator]

@@ -91,10 +91,20 @@ def generator_comparison(
                 )
             )
     tested = [r for r in rows if r.estimate is not None]
+    level = confidence
     if tested:
         reject, qvalues, _, _ = multipletests(pvalues, alpha=fdr_q, method="fdr_bh")
+        # FCR-adjusted intervals (Benjamini & Yekutieli 2005) at 1 - max(R, 1) q / m: a row is
+        # significant exactly when its adjusted interval excludes 0
+        miscoverage = max(int(reject.sum()), 1) * fdr_q / len(tested)
+        level = 1 - miscoverage
+        z = float(norm.ppf(1 - miscoverage / 2))
         for row, q, sig in zip(tested, qvalues, reject, strict=True):
+            se = float(row.extra["se"])  # type: ignore[arg-type]
+            assert row.estimate is not None
             row.extra["q"] = float(q)
+            row.extra["fcr_ci_low"] = row.estimate - z * se
+            row.extra["fcr_ci_high"] = row.estimate + z * se
             row.significant = bool(sig)
     names = ", ".join(e.generator for e in estimates)
     if not tested:
@@ -117,10 +127,11 @@ def generator_comparison(
         group_by=family,
         subject=context.subject.name,
         estimate=largest.estimate,
-        ci_low=largest.ci_low,
-        ci_high=largest.ci_high,
-        confidence=confidence,
-        ci_method="difference of influence functions, cluster-robust by user (normal)",
+        ci_low=largest.extra["fcr_ci_low"],
+        ci_high=largest.extra["fcr_ci_high"],
+        confidence=level,
+        ci_method="difference of influence functions, cluster-robust by user; "
+        f"{level:.1%} FCR-adjusted interval (Benjamini-Yekutieli)",
         n=max(r.n for r in tested),
         groups=rows,
         status="pass",
@@ -128,7 +139,8 @@ def generator_comparison(
             f"effects of {family} levels on {outcome}, each generator minus {base.generator} "
             f"on the same users: {n_sig} of {len(tested)} differ significantly (BH, "
             f"q={fdr_q:g}); largest: {largest.group} {largest.estimate:+.3g} "
-            f"[{largest.ci_low:.3g}, {largest.ci_high:.3g}]"
+            f"[{largest.extra['fcr_ci_low']:.3g}, {largest.extra['fcr_ci_high']:.3g}] "
+            f"({level:.1%} FCR-adjusted interval)"
         ),
         warnings=[f"{r.group}: {r.warning}" for r in rows if r.warning],
         chart="forest",
@@ -137,5 +149,6 @@ def generator_comparison(
             "reference_generator": base.generator,
             "generators": [e.generator for e in estimates],
             "significance": f"Significant (BH, q={fdr_q:g})",
+            "row_confidence": confidence,
         },
     )

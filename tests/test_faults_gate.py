@@ -309,3 +309,58 @@ def test_group_names_with_mentions_and_urls_are_inert_in_summary_md(tmp_path: Pa
 
 def test_report_roundtrip_sanity() -> None:
     assert Report.model_validate(make_report(_passing()).model_dump(mode="json"))
+
+
+# -- fuzz: the gate's verdict ------------------------------------------------------------------
+
+_statuses = st.sampled_from(["pass", "warn", "fail", "error", "skipped"])
+_estimates = st.none() | st.floats(allow_nan=True, allow_infinity=True, width=32)
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    rows=st.lists(st.tuples(_statuses, _estimates), max_size=8),
+    fail_below=st.none() | st.floats(-2, 2),
+    missing=st.sampled_from(["fail", "pass"]),
+    fail_on_status=st.lists(_statuses, max_size=3, unique=True),
+    allow_empty=st.booleans(),
+)
+def test_the_gate_exits_1_exactly_when_something_violates(
+    rows: list[tuple[str, float | None]],
+    fail_below: float | None,
+    missing: str,
+    fail_on_status: list[str],
+    allow_empty: bool,
+) -> None:
+    from audit_sdk.gate import evaluate_gate, parse_policy
+
+    findings = [
+        finding("d", f"m{i}", estimate=e, status=s)  # type: ignore[arg-type]
+        for i, (s, e) in enumerate(rows)
+    ]
+    data: dict[str, object] = {"fail_on_status": fail_on_status}
+    if fail_below is not None:
+        data["rules"] = [{"metric": "m*", "fail_below": fail_below, "missing": missing}]
+    result = evaluate_gate(make_report(findings), parse_policy(data), allow_empty=allow_empty)
+    evaluated = sum(1 for s, _ in rows if s != "skipped")
+    if result.violations:
+        assert result.exit_code == 1
+    elif evaluated == 0 and not allow_empty:
+        assert result.exit_code == 4
+    else:
+        assert result.exit_code == 0
+    if any(s in fail_on_status for s, _ in rows):
+        assert result.exit_code == 1
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.text(max_size=200))
+def test_any_policy_text_is_a_policy_or_one_policy_error(text: str) -> None:
+    from audit_sdk.gate import parse_policy
+
+    problem = None
+    try:
+        parse_policy(load_yaml_document(text, source="p.yaml", error=PolicyError), source="p.yaml")
+    except PolicyError as exc:
+        problem = str(exc)
+    assert problem is None or problem.startswith("p.yaml")

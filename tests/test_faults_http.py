@@ -15,6 +15,8 @@ from typing import Any
 import pytest
 from audit_sdk.adapters.openai_http_adapter import OpenAIHTTPAdapter, OpenAIHTTPParams
 from audit_sdk.adapters.template_profile_writer import TemplateProfileWriter
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from audit_sdk.errors import AdapterError
 from audit_sdk.interfaces import GenerationParams
@@ -227,3 +229,38 @@ def test_serve_on_an_impossible_port_is_one_message() -> None:
     assert result.returncode == 2
     assert "99999 is not a port number" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+_json_values = st.recursive(
+    st.none()
+    | st.booleans()
+    | st.integers()
+    | st.floats(allow_nan=True, allow_infinity=True)
+    | st.text(max_size=10),
+    lambda children: (
+        st.lists(children, max_size=3)
+        | st.dictionaries(
+            st.sampled_from(
+                ["prompt", "temperature", "top_p", "max_tokens", "seed", "n", "model", "x"]
+            ),
+            children,
+            max_size=5,
+        )
+    ),
+    max_leaves=12,
+)
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(body=_json_values | st.binary(max_size=64).map(lambda b: {"raw": b.hex()}))
+def test_no_request_body_makes_serve_answer_500(body: Any) -> None:
+    raw = json.dumps(body, allow_nan=True).encode()
+    server = OpenAICompatibleServer(TemplateProfileWriter(), port=0)
+    server.start()
+    try:
+        address = (server.host, server.port)
+        status, answer = _post(address, raw, {"Content-Length": str(len(raw))})
+        assert status < 500, answer
+        assert _health(address) == 200
+    finally:
+        server.stop()

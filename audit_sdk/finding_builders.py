@@ -20,7 +20,7 @@ import pandas as pd
 from audit_sdk.group_statistics import GroupComparison, compare_groups
 from audit_sdk.interfaces import AuditContext
 from audit_sdk.report_model import Finding, GroupEstimate
-from audit_sdk.stats.bootstrap import Interval, mean_ci
+from audit_sdk.stats.bootstrap import Interval, mean_ci, mean_cis
 from audit_sdk.thresholds import Threshold, evaluate_threshold
 
 __all__ = ["group_disparity_finding", "interval_finding", "model_rows"]
@@ -125,15 +125,25 @@ def model_rows(
     salt: str,
 ) -> tuple[list[GroupEstimate], dict[str, Interval]]:
     """One row per model (label -> per-user values), the subject marked as such."""
-    rows, intervals = [], {}
-    for label, series in values.items():
-        interval = mean_ci(
-            np.asarray(series, dtype=float),
-            confidence=context.bootstrap.confidence,
-            n_resamples=context.bootstrap.n_resamples,
-            rng=context.rng(f"{salt}:{label}"),
+    rows = []
+    arrays = {label: np.asarray(series, dtype=float) for label, series in values.items()}
+    confidence, n_resamples = context.bootstrap.confidence, context.bootstrap.n_resamples
+    if len({len(a) for a in arrays.values()}) == 1:
+        # Over the same users, one stream of resampling weights serves every model.
+        intervals = mean_cis(
+            arrays, confidence=confidence, n_resamples=n_resamples, rng=context.rng(salt)
         )
-        intervals[label] = interval
+    else:
+        intervals = {
+            label: mean_ci(
+                a,
+                confidence=confidence,
+                n_resamples=n_resamples,
+                rng=context.rng(f"{salt}:{label}"),
+            )
+            for label, a in arrays.items()
+        }
+    for label, interval in intervals.items():
         rows.append(
             GroupEstimate(
                 group=label,

@@ -23,7 +23,7 @@ from audit_sdk.memory_budget import (
     parse_memory_size,
     use_memory_budget,
 )
-from audit_sdk.stats.bootstrap import mean_ci
+from audit_sdk.stats.bootstrap import mean_ci, mean_cis
 from audit_sdk.stats.resampling_weights import POISSON_TABLE, poisson_weight_blocks
 
 
@@ -173,3 +173,22 @@ def test_comparisons_from_one_weight_stream_keep_estimates_and_coverage() -> Non
             assert [r.estimate for r in result.rows] == [r.estimate for r in alone.rows]
         hits += sum(r.ci_low <= 1.0 <= r.ci_high for r in many[2].rows)
     assert 0.90 <= hits / (3 * reps) <= 0.99
+
+
+def test_several_means_from_one_weight_stream() -> None:
+    rng = np.random.default_rng(8)
+    skewed = rng.exponential(2.0, 500)
+    with_gaps = np.where(rng.random(500) < 0.3, np.nan, rng.normal(1.0, 1.0, 500))
+    out = mean_cis(
+        {"skewed": skewed, "gaps": with_gaps, "flat": np.full(500, 0.5)},
+        n_resamples=2000,
+        rng=rng,
+    )
+    alone = mean_ci(skewed, n_resamples=2000, rng=np.random.default_rng(9))
+    assert out["skewed"].estimate == alone.estimate
+    assert out["skewed"].low == pytest.approx(alone.low, abs=0.05)
+    assert out["skewed"].high == pytest.approx(alone.high, abs=0.05)
+    assert out["gaps"].n == int(np.isfinite(with_gaps).sum())
+    assert out["gaps"].estimate == pytest.approx(np.nanmean(with_gaps))
+    assert out["gaps"].low < out["gaps"].estimate < out["gaps"].high
+    assert (out["flat"].low, out["flat"].high, out["flat"].method) == (0.5, 0.5, "degenerate")

@@ -40,7 +40,7 @@ from typing import Literal
 import numpy as np
 from scipy import special
 
-from audit_sdk.stats.resampling_weights import group_mean_replicates
+from audit_sdk.stats.resampling_weights import group_mean_replicates, poisson_weight_blocks
 
 __all__ = [
     "Disparity",
@@ -49,6 +49,7 @@ __all__ = [
     "disparity_ci",
     "disparity_from_replicates",
     "mean_ci",
+    "mean_cis",
     "statistic_ci",
 ]
 
@@ -78,6 +79,36 @@ def mean_ci(
         x, np.zeros(len(x), dtype=np.intp), 1, n_resamples=n_resamples, rng=rng
     )
     return bca_mean_interval(x, replicates[:, 0], confidence=confidence)
+
+
+def mean_cis(
+    columns: Mapping[str, np.ndarray],
+    *,
+    confidence: float = 0.95,
+    n_resamples: int = 1000,
+    rng: np.random.Generator,
+) -> dict[str, Interval]:
+    """:func:`mean_ci` for several columns of equal length (one value per unit, NaN for none),
+    from one stream of resampling weights over the units: every column sees the same
+    resamples, so the weights are drawn once instead of once per column."""
+    names = list(columns)
+    x = np.column_stack([np.asarray(columns[c], dtype=float) for c in names])
+    finite = np.isfinite(x)
+    kept = [x[finite[:, j], j] for j in range(len(names))]
+    means = np.array([v.mean() if len(v) else 0.0 for v in kept])
+    dtype = np.float32 if len(x) < 2**23 else np.float64
+    design = np.zeros((len(x), 2 * len(names)), dtype=dtype)
+    design[:, 0::2] = np.where(finite, x - means, 0.0)
+    design[:, 1::2] = finite
+    sums = np.vstack(
+        [w @ design for w in poisson_weight_blocks(len(x), n_resamples, rng, dtype=dtype)]
+    ).astype(float)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        replicates = means + sums[:, 0::2] / sums[:, 1::2]
+    return {
+        name: bca_mean_interval(kept[j], replicates[:, j], confidence=confidence)
+        for j, name in enumerate(names)
+    }
 
 
 def bca_mean_interval(

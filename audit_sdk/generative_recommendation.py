@@ -19,6 +19,7 @@ from dataclasses import dataclass
 import pandas as pd
 
 from audit_sdk.data.tables import Dataset
+from audit_sdk.features.listening import item_popularity
 from audit_sdk.interfaces.adapter import GenerationParams, GeneratorAdapter
 from audit_sdk.recommendation_prompts import catalog_unit, clean_title, recommendation_prompt
 from audit_sdk.services import GenerationService
@@ -54,8 +55,9 @@ class GeneratedRecommendations:
 class _TitleIndex:
     def __init__(self, train: Dataset) -> None:
         catalog = train.catalog.frame
-        popularity = train.interactions.frame.groupby("item_id")["user_id"].nunique()
-        order = popularity.reindex(catalog.index).fillna(0).sort_values(ascending=False)
+        # a title shared by several items means the most popular of them
+        popularity = item_popularity(train.interactions.frame, catalog.index)
+        order = popularity.sort_values(ascending=False)
         self.by_title: dict[str, str] = {}
         for item_id in order.index:
             self.by_title.setdefault(_key(clean_title(catalog.at[item_id, "title"])), item_id)

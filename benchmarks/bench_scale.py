@@ -12,6 +12,9 @@ adapter's default), popularity and random baselines, the recommendation detector
 (``baseline_comparison``, ``group_fairness``, ``popularity_bias``, ``causal_effects``). Each
 size runs in a fresh process, so its peak memory is its own.
 
+Time is wall-clock and CPU (``time.process_time``, all threads) per stage; on a shared machine
+CPU time is the steadier figure, and the growth ratios use it.
+
 Memory is the **resident set size** (RSS) of the process, sampled from ``/proc/self/statm``
 every 10 ms by a background thread: "peak" of a stage is the highest RSS seen while the stage
 ran (the process also holds what earlier stages built), "max" is ``ru_maxrss`` at the end.
@@ -79,7 +82,7 @@ class StageRecorder:
     @contextmanager
     def stage(self, name: str) -> Iterator[None]:
         self.sampler.reset()
-        start = time.perf_counter()
+        start, cpu = time.perf_counter(), time.process_time()
         try:
             yield
         finally:
@@ -87,6 +90,7 @@ class StageRecorder:
                 {
                     "stage": name,
                     "seconds": time.perf_counter() - start,
+                    "cpu_seconds": time.process_time() - cpu,
                     "peak_rss": max(self.sampler.peak, self.sampler.current()),
                 }
             )
@@ -175,37 +179,47 @@ def print_result(result: dict[str, Any]) -> None:
         f"\n== {result['n_users']:,} users, {result['n_events']:,} events "
         f"({result['n_train']:,} in training), {result['findings']} findings"
     )
-    total = sum(s["seconds"] for s in result["stages"])
+    audit = [s for s in result["stages"] if not s["stage"].startswith("reference ")]
+    total = sum(s["seconds"] for s in audit)
+    cpu = sum(s.get("cpu_seconds", 0.0) for s in audit)
+    print(f"  {'stage':<52} {'wall':>8}    {'CPU':>8}    peak RSS")
     for s in result["stages"]:
-        print(f"  {s['stage']:<52} {s['seconds']:8.2f} s  peak RSS {_gb(s['peak_rss'])}")
-    print(f"  {'total':<52} {total:8.2f} s  max RSS {_gb(result['max_rss'])}")
+        print(
+            f"  {s['stage']:<52} {s['seconds']:8.2f} s  {s.get('cpu_seconds', 0.0):8.2f} s  "
+            f"{_gb(s['peak_rss'])}"
+        )
+    print(
+        f"  {'total (audit stages)':<52} {total:8.2f} s  {cpu:8.2f} s  max {_gb(result['max_rss'])}"
+    )
+    print(f"  load average at the end: {os.getloadavg()[0]:.1f} (2 cores shared)")
     ref = result.get("reference")
     if ref:
         print("  reference (minimal vectorised script, same numbers):")
         for name, seconds in ref["seconds"].items():
-            own = next(
-                (s["seconds"] for s in result["stages"] if s["stage"] == f"detector {name}"),
-                None,
-            )
-            ratio = f"  detector/reference {own / seconds:5.2f}x" if own and seconds else ""
+            own = next((s for s in result["stages"] if s["stage"] == f"detector {name}"), None)
+            ref = next(s for s in result["stages"] if s["stage"] == f"reference {name}")
+            ratio = ""
+            if own and ref.get("cpu_seconds"):
+                ratio = f"  detector/reference CPU {own['cpu_seconds'] / ref['cpu_seconds']:5.2f}x"
             print(f"    {name:<50} {seconds:8.2f} s{ratio}")
 
 
 def print_growth(results: list[dict[str, Any]]) -> None:
     for small, big in itertools.pairwise(results):
         data = big["n_events"] / small["n_events"]
-        t_small = sum(s["seconds"] for s in small["stages"])
-        t_big = sum(s["seconds"] for s in big["stages"])
+        t_small = sum(s.get("cpu_seconds", s["seconds"]) for s in small["stages"])
+        t_big = sum(s.get("cpu_seconds", s["seconds"]) for s in big["stages"])
         time_ratio = t_big / t_small
         mem_ratio = big["max_rss"] / small["max_rss"]
         print(
             f"\n{small['n_users']:,} -> {big['n_users']:,} users: data x{data:.1f}, "
-            f"time x{time_ratio:.1f} ({time_ratio / data:.2f} of data growth), "
+            f"CPU time x{time_ratio:.1f} ({time_ratio / data:.2f} of data growth), "
             f"max RSS x{mem_ratio:.1f} ({mem_ratio / data:.2f} of data growth)"
         )
         for s_small, s_big in zip(small["stages"], big["stages"], strict=False):
-            if s_small["stage"] == s_big["stage"] and s_small["seconds"] > 0.05:
-                r = s_big["seconds"] / s_small["seconds"]
+            cpu_small = s_small.get("cpu_seconds", s_small["seconds"])
+            if s_small["stage"] == s_big["stage"] and cpu_small > 0.05:
+                r = s_big.get("cpu_seconds", s_big["seconds"]) / cpu_small
                 print(f"  {s_small['stage']:<52} time x{r:6.1f} ({r / data:.2f} of data growth)")
 
 

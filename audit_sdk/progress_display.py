@@ -1,4 +1,8 @@
-"""Progress display: rich progress bars on a terminal, nothing with ``--quiet``."""
+"""Progress display: rich progress bars on a terminal, nothing with ``--quiet``.
+
+Each step shows its elapsed time; a step that counts its work (``total`` > 1) also shows its
+rate (units a second) and, while running, an estimate of the time left.
+"""
 
 from __future__ import annotations
 
@@ -11,11 +15,15 @@ from rich.progress import (
     BarColumn,
     MofNCompleteColumn,
     Progress,
+    ProgressColumn,
     SpinnerColumn,
+    Task,
     TaskID,
     TextColumn,
     TimeElapsedColumn,
+    TimeRemainingColumn,
 )
+from rich.text import Text
 
 __all__ = ["ProgressDisplay", "StepHandle", "make_progress"]
 
@@ -24,6 +32,27 @@ class StepHandle(Protocol):
     def advance(self, amount: int = 1) -> None: ...
 
     def set_total(self, total: int) -> None: ...
+
+
+class _RateColumn(ProgressColumn):
+    """Units done a second, for steps that count their work."""
+
+    def render(self, task: Task) -> Text:
+        speed = task.finished_speed or task.speed
+        if speed is None or (task.total or 0) <= 1:
+            return Text("")
+        return Text(
+            f"{speed:,.1f}/s" if speed < 100 else f"{speed:,.0f}/s", style="progress.data.speed"
+        )
+
+
+class _TimeLeftColumn(TimeRemainingColumn):
+    """Estimated time left, for steps that count their work."""
+
+    def render(self, task: Task) -> Text:
+        if (task.total or 0) <= 1:
+            return Text("")
+        return super().render(task)
 
 
 class _RichStep:
@@ -59,7 +88,9 @@ class ProgressDisplay:
                 TextColumn("[progress.description]{task.description}"),
                 BarColumn(),
                 MofNCompleteColumn(),
+                _RateColumn(),
                 TimeElapsedColumn(),
+                _TimeLeftColumn(compact=True),
                 console=self.console,
             )
             self._progress.start()

@@ -130,7 +130,10 @@ def audit_config(
                 "min_events_per_user": max(5, int(events_per_user // 4)),
             },
         },
-        "subject": {"adapter": "item_knn", "params": {"neighbours": neighbours}},
+        "subject": {
+            "adapter": "item_knn",
+            **({"params": {"neighbours": neighbours}} if neighbours else {}),
+        },
         "baselines": ["popularity", "random"],
         "detectors": [{"name": name} for name in DETECTORS],
         "profiles": {"enabled": False},

@@ -288,11 +288,12 @@ def test_a_folder_locked_by_another_run_is_refused_with_a_message(tmp_path: Path
     assert list(tmp_path.iterdir()) == []
 
 
+@pytest.mark.slow
 def test_concurrent_runs_into_one_folder_publish_one_whole_set(tmp_path: Path) -> None:
     out = tmp_path / "shared"
     configs = [
         write_config(tmp_path, out, f"seed: {i}\ntitle: run {i}\n", name=f"c{i}.yaml")
-        for i in range(3)
+        for i in range(2)
     ]
     procs = [
         subprocess.Popen(
@@ -309,7 +310,7 @@ def test_concurrent_runs_into_one_folder_publish_one_whole_set(tmp_path: Path) -
     assert sorted(p.name for p in out.iterdir()) == sorted([*REPORT_FILES, MANIFEST_NAME])
     assert _manifest_consistent(out)
     title = json.loads((out / "report.json").read_text())["title"]
-    assert title in (f"run {i}" for i in range(3))
+    assert title in (f"run {i}" for i in range(2))
     assert f"## {title}" in (out / "summary.md").read_text()  # the same run's summary
 
 

@@ -601,6 +601,23 @@ def evaluate_gate(
     return result
 
 
+MAX_REPORT_BYTES = 512 * 1024 * 1024
+
+
+def _check_report_size(path: str | Path | None) -> None:
+    """Refuse a report too large to be one, before reading it into memory."""
+    if path is None:
+        return
+    try:
+        size = Path(path).stat().st_size
+    except OSError:
+        return  # read_report names the problem
+    if size > MAX_REPORT_BYTES:
+        raise ReportReadError(
+            f"{path}: {size:,} bytes, over the limit of {MAX_REPORT_BYTES:,} for a report."
+        )
+
+
 def gate_report_files(
     report_path: str | Path,
     *,
@@ -617,6 +634,8 @@ def gate_report_files(
     from audit_sdk.report_writing import verify_manifest
 
     policy = load_policy(policy_path) if policy_path is not None else None
+    for path in (report_path, baseline_path):
+        _check_report_size(path)
     report = read_report(report_path)
     problem = verify_manifest(report_path)
     if problem is not None and (require_manifest or problem.kind != "missing"):

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any, Literal, TypeVar
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, field_validator
 
 from audit_sdk.errors import AuditSDKError, ConfigError
 from audit_sdk.thresholds import Threshold
@@ -252,6 +252,14 @@ def _default_detectors() -> list[DetectorConfig]:
 class AuditConfig(_Section):
     """An audit: what data, what subject, which detectors, where to write."""
 
+    _source_dir: Path | None = PrivateAttr(default=None)
+
+    @property
+    def source_dir(self) -> Path | None:
+        """The folder of the file this config was read from: relative path parameters of every
+        plugin resolve against it (None for a config built in code: the working directory)."""
+        return self._source_dir
+
     title: str = "audit-sdk report"
     seed: int = 0
     dataset: DatasetConfig = Field(default_factory=DatasetConfig)
@@ -466,7 +474,9 @@ def load_config(path: str | Path) -> AuditConfig:
     """Read and validate an audit file; relative paths in it resolve against its folder."""
     path = Path(path)
     config = parse_config(_read_config_data(path), source=str(path))
-    return _resolve_paths(config, path.parent)
+    config = _resolve_paths(config, path.parent)
+    config._source_dir = path.parent.resolve()
+    return config
 
 
 _PATH_KEYS = ("path", "interactions", "catalog", "users", "directory", "model_dir", "template")

@@ -83,7 +83,10 @@ class AuditRunner:
                 cache_path=cache, batch_size=pcfg.batch_size, executor=self.executor
             ),
             models=ModelRoles(
-                self.config.models, settings=self.settings, where=self.config_path or "config"
+                self.config.models,
+                settings=self.settings,
+                where=self.config_path or "config",
+                base_dir=self.config.source_dir,
             ),
             subject=ModelHandle(
                 self.config.subject.label,

@@ -220,6 +220,8 @@ class AdapterSpec:
     params: Mapping[str, Any]
     where: str
     """the config location, for error messages"""
+    base_dir: Path | None = None
+    """the config file's folder, against which relative path parameters resolve"""
 
 
 class ModelHandle:
@@ -259,7 +261,12 @@ class ModelHandle:
 
             registration = get_plugin_host(self.settings).get("adapter", self.spec.adapter)
             adapter = registration.cls(
-                validate_params(registration, dict(self.spec.params), where=self.spec.where)
+                validate_params(
+                    registration,
+                    dict(self.spec.params),
+                    where=self.spec.where,
+                    base_dir=self.spec.base_dir,
+                )
             )
             if self.train is not None:
                 adapter.fit(self.train)
@@ -281,11 +288,14 @@ class ModelRoles:
         *,
         settings: PluginSettings | None = None,
         where: str = "config",
+        base_dir: Path | None = None,
     ) -> None:
         self._handles = {
             role: ModelHandle(
                 role,
-                spec=AdapterSpec(cfg.adapter, dict(cfg.params), f"{where}: models.{role}.params"),
+                spec=AdapterSpec(
+                    cfg.adapter, dict(cfg.params), f"{where}: models.{role}.params", base_dir
+                ),
                 settings=settings,
             )
             for role, cfg in roles.items()

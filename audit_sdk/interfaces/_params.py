@@ -1,8 +1,9 @@
 from __future__ import annotations
 
 from pydantic import BaseModel, ConfigDict
+from typing_extensions import TypeVar
 
-__all__ = ["NoParams", "PathParam", "PluginParams"]
+__all__ = ["NoParams", "ParamsT", "PathParam", "PluginParams"]
 
 
 class PluginParams(BaseModel):
@@ -13,6 +14,11 @@ class PluginParams(BaseModel):
 
 class NoParams(PluginParams):
     """A plugin without parameters."""
+
+
+ParamsT = TypeVar("ParamsT", bound=PluginParams, default=PluginParams)
+"""What a plugin's ``self.params`` is: ``class MyDetector(Detector[MyParams])`` types it as
+``MyParams`` (an unparametrised plugin sees :class:`PluginParams`)."""
 
 
 class PathParam:

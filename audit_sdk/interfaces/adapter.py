@@ -5,13 +5,13 @@ from __future__ import annotations
 from abc import ABC
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, ClassVar, Literal
+from typing import TYPE_CHECKING, Any, ClassVar, Generic, Literal
 
 import numpy as np
 import pandas as pd
 
 from audit_sdk.errors import MissingCapabilityError
-from audit_sdk.interfaces._params import NoParams, PluginParams
+from audit_sdk.interfaces._params import NoParams, ParamsT, PluginParams
 
 if TYPE_CHECKING:
     from audit_sdk.data.tables import Dataset
@@ -60,7 +60,7 @@ class Tokenization:
     offsets: list[tuple[int, int]] = field(default_factory=list)
 
 
-class GeneratorAdapter(ABC):
+class GeneratorAdapter(ABC, Generic[ParamsT]):
     """Wraps the recommender or profile generator under audit.
 
     Subclasses set ``name`` (what configs refer to), declare ``capabilities`` and implement the
@@ -77,8 +77,10 @@ class GeneratorAdapter(ABC):
     capabilities: ClassVar[frozenset[Capability]] = frozenset()
     Params: ClassVar[type[PluginParams]] = NoParams
 
-    def __init__(self, params: PluginParams | None = None) -> None:
-        self.params = params if params is not None else self.Params()
+    params: ParamsT
+
+    def __init__(self, params: ParamsT | None = None) -> None:
+        self.params = params if params is not None else self.Params()  # type: ignore[assignment]
 
     # -- identity ---------------------------------------------------------------------------
     def fingerprint(self) -> str:
@@ -93,7 +95,7 @@ class GeneratorAdapter(ABC):
         return capability in self.capabilities
 
     # -- recommend --------------------------------------------------------------------------
-    def fit(self, train: Dataset) -> None:  # noqa: B027 - optional hook, no-op by default
+    def fit(self, train: Dataset) -> None:
         """Learn from the training split (baselines); models that are already trained ignore it."""
 
     def recommend(self, user_ids: Sequence[str], *, k: int) -> pd.DataFrame:
@@ -124,7 +126,7 @@ class GeneratorAdapter(ABC):
         data an audit is given (no ``dataset:`` section); None when it cannot say."""
         return None
 
-    def close(self) -> None:  # noqa: B027 - optional hook
+    def close(self) -> None:
         """Release resources (sessions, servers, GPU memory)."""
 
     def _missing(self, capability: Capability) -> MissingCapabilityError:

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from typing import TYPE_CHECKING, ClassVar
+from typing import TYPE_CHECKING, ClassVar, Generic
 
-from audit_sdk.interfaces._params import NoParams, PluginParams
+from audit_sdk.interfaces._params import NoParams, ParamsT, PluginParams
 
 if TYPE_CHECKING:
     from audit_sdk.data.tables import Dataset
@@ -13,7 +13,7 @@ if TYPE_CHECKING:
 __all__ = ["DatasetLoader"]
 
 
-class DatasetLoader(ABC):
+class DatasetLoader(ABC, Generic[ParamsT]):
     """Turns files (or a generator) into a validated :class:`Dataset`.
 
     A loader either returns a complete, validated dataset or raises
@@ -24,8 +24,10 @@ class DatasetLoader(ABC):
     description: ClassVar[str] = ""
     Params: ClassVar[type[PluginParams]] = NoParams
 
-    def __init__(self, params: PluginParams | None = None) -> None:
-        self.params = params if params is not None else self.Params()
+    params: ParamsT
+
+    def __init__(self, params: ParamsT | None = None) -> None:
+        self.params = params if params is not None else self.Params()  # type: ignore[assignment]
 
     @abstractmethod
     def load(self) -> Dataset:

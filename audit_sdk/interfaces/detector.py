@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import fnmatch
 from abc import ABC, abstractmethod
-from typing import TYPE_CHECKING, ClassVar
+from typing import TYPE_CHECKING, ClassVar, Generic
 
-from audit_sdk.interfaces._params import NoParams, PluginParams
+from audit_sdk.interfaces._params import NoParams, ParamsT, PluginParams
 from audit_sdk.interfaces.requirements import MetricSpec, Requirement
 from audit_sdk.thresholds import Threshold
 
@@ -17,7 +17,7 @@ if TYPE_CHECKING:
 __all__ = ["Detector"]
 
 
-class Detector(ABC):
+class Detector(ABC, Generic[ParamsT]):
     """Measures one kind of bias.
 
     ``detect`` returns findings; each carries an estimate, a CI, ``n`` and a status computed
@@ -35,12 +35,14 @@ class Detector(ABC):
     Params: ClassVar[type[PluginParams]] = NoParams
     default_thresholds: ClassVar[dict[str, Threshold]] = {}
 
+    params: ParamsT
+
     def __init__(
         self,
-        params: PluginParams | None = None,
+        params: ParamsT | None = None,
         thresholds: dict[str, Threshold] | None = None,
     ) -> None:
-        self.params = params if params is not None else self.Params()
+        self.params = params if params is not None else self.Params()  # type: ignore[assignment]
         self.thresholds = {**self.default_thresholds, **(thresholds or {})}
 
     def threshold_for(self, metric: str) -> Threshold | None:

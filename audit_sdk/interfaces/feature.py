@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from typing import TYPE_CHECKING, ClassVar
+from typing import TYPE_CHECKING, ClassVar, Generic
 
-from audit_sdk.interfaces._params import NoParams, PluginParams
+from audit_sdk.interfaces._params import NoParams, ParamsT, PluginParams
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -15,7 +15,7 @@ if TYPE_CHECKING:
 __all__ = ["UserFeature"]
 
 
-class UserFeature(ABC):
+class UserFeature(ABC, Generic[ParamsT]):
     """A shared user feature computed once per audit and read by groups, detectors and
     mitigators alike (``context.features.get(name)``).
 
@@ -30,8 +30,10 @@ class UserFeature(ABC):
     reference: ClassVar[str] = ""
     Params: ClassVar[type[PluginParams]] = NoParams
 
-    def __init__(self, params: PluginParams | None = None) -> None:
-        self.params = params if params is not None else self.Params()
+    params: ParamsT
+
+    def __init__(self, params: ParamsT | None = None) -> None:
+        self.params = params if params is not None else self.Params()  # type: ignore[assignment]
 
     @abstractmethod
     def compute(self, features: UserFeatures) -> pd.Series | pd.DataFrame:

@@ -21,9 +21,9 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar, Generic
 
-from audit_sdk.interfaces._params import NoParams, PluginParams
+from audit_sdk.interfaces._params import NoParams, ParamsT, PluginParams
 from audit_sdk.interfaces.requirements import Requirement
 
 if TYPE_CHECKING:
@@ -71,15 +71,17 @@ class MitigationResult:
         ]
 
 
-class Mitigator(ABC):
+class Mitigator(ABC, Generic[ParamsT]):
     name: ClassVar[str]
     description: ClassVar[str] = ""
     requires: ClassVar[frozenset[Requirement]] = frozenset()
     """Checked like a detector's: an audit that cannot provide one gets a ``skipped`` finding."""
     Params: ClassVar[type[PluginParams]] = NoParams
 
-    def __init__(self, params: PluginParams | None = None) -> None:
-        self.params = params if params is not None else self.Params()
+    params: ParamsT
+
+    def __init__(self, params: ParamsT | None = None) -> None:
+        self.params = params if params is not None else self.Params()  # type: ignore[assignment]
 
     @abstractmethod
     def mitigate(self, context: AuditContext) -> MitigationResult:

@@ -7,6 +7,8 @@ any data is loaded or any model is called.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
 
 from audit_sdk.config import AuditConfig
 from audit_sdk.errors import ConfigError
@@ -15,11 +17,13 @@ from audit_sdk.interfaces import (
     Detector,
     GeneratorAdapter,
     Mitigator,
+    PluginParams,
     Reporter,
     UserFeature,
 )
 from audit_sdk.plugin_host import PluginHost
-from audit_sdk.plugin_instances import validate_params
+from audit_sdk.plugin_instances import validate_params as _validate
+from audit_sdk.plugin_registry import Registration
 from audit_sdk.services import AdapterSpec
 
 __all__ = ["AuditPlan", "PlannedCall", "plan_audit"]
@@ -58,7 +62,13 @@ class AuditPlan:
 
 
 def plan_audit(config: AuditConfig, host: PluginHost, *, where: str = "config") -> AuditPlan:
-    """Resolve every plugin of ``config`` through ``host`` and validate its parameters."""
+    """Resolve every plugin of ``config`` through ``host`` and validate its parameters (path
+    parameters resolved against the config file's folder)."""
+    base = config.source_dir
+
+    def validate_params(reg: Registration, params: dict[str, Any], *, where: str) -> PluginParams:
+        return _validate(reg, params, where=where, base_dir=base)
+
     reg = host.get("dataset_loader", config.dataset.loader)
     loader = reg.cls(validate_params(reg, config.dataset.params, where=f"{where}: dataset.params"))
     subject_reg = host.get("adapter", config.subject.adapter)
@@ -90,12 +100,16 @@ def plan_audit(config: AuditConfig, host: PluginHost, *, where: str = "config") 
     features = {reg.name: reg.cls() for reg in host.registry.all() if reg.kind == "feature"}
     plan = AuditPlan(loader, subject, spec, baselines, detectors, mitigators, reporters, features)
     if config.profiles.enabled:
-        plan.profile_generators = _profile_generators(config, host, subject, where)
+        plan.profile_generators = _profile_generators(config, host, subject, where, base)
     return plan
 
 
 def _profile_generators(
-    config: AuditConfig, host: PluginHost, subject: GeneratorAdapter, where: str
+    config: AuditConfig,
+    host: PluginHost,
+    subject: GeneratorAdapter,
+    where: str,
+    base: Path | None,
 ) -> dict[str, GeneratorAdapter]:
     """The profile generators to compare: the configured ones, or by default the subject (if
     it writes text) and the reference writer the config names."""
@@ -114,7 +128,9 @@ def _profile_generators(
             generators[gen.label] = subject
             continue
         reg = host.get("adapter", gen.adapter)
-        params = validate_params(reg, gen.params, where=f"{where}: profiles.generators[{i}].params")
+        params = _validate(
+            reg, gen.params, where=f"{where}: profiles.generators[{i}].params", base_dir=base
+        )
         adapter = reg.cls(params)
         if not adapter.supports("generate"):
             raise ConfigError(

@@ -72,14 +72,14 @@ def calibrated_rerank(
     return np.array(chosen, dtype=int)
 
 
-class CalibratedReranking(Mitigator):
+class CalibratedReranking(Mitigator[CalibratedRerankingParams]):
     name = "calibrated_reranking"
     description = "Re-rank the subject's candidates to match each user's genre mix (Steck 2018)."
     requires: ClassVar[frozenset[Requirement]] = frozenset({Needs.RECOMMENDATIONS})
     Params = CalibratedRerankingParams
 
     def mitigate(self, context: AuditContext) -> MitigationResult:
-        params: CalibratedRerankingParams = self.params  # type: ignore[assignment]
+        params = self.params
         adapter = context.adapter
         if adapter is None or not adapter.supports("recommend"):
             raise ValueError("calibrated re-ranking needs an adapter that can recommend")

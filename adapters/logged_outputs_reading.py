@@ -272,7 +272,17 @@ def load_logged_outputs(params: LoggedOutputsParams) -> tuple[pd.DataFrame, Logg
         row = rows[position]
         problem = None
         for column in ("user_id", "model"):
-            if _missing(record[column]) or str(record[column]).strip() == "":
+            value = record[column]
+            if isinstance(value, (dict, list, tuple, np.ndarray, bool)):
+                raise DataValidationError(
+                    f"{column} must be text or an integer, not {type(value).__name__} "
+                    f"({str(value)[:60]!r}).",
+                    source=source,
+                    row=row,
+                    column=column,
+                    hint='write the id itself (e.g. "u1", not {"id": "u1"}).',
+                )
+            if _missing(value) or str(value).strip() == "":
                 problem = (f"{column} is empty.", column, f"no {column}")
                 break
         window = record["window"] if has_window else "all"

@@ -194,3 +194,10 @@ def test_fitting_to_data_without_the_logged_users_is_a_clear_error(tmp_path: Pat
     world = generate_world(SyntheticWorldParams(n_users=50, seed=0))
     with pytest.raises(DataValidationError, match="none of the 2 logged rows belongs"):
         adapter.fit(world)
+
+
+def test_ids_that_are_json_objects_are_rejected(tmp_path: Path) -> None:
+    path = tmp_path / "log.jsonl"
+    path.write_text('{"user_id": {"id": 1}, "model": "m", "text": "t"}\n')
+    with pytest.raises(DataValidationError, match="user_id must be text or an integer, not dict"):
+        read_logged_outputs(path)

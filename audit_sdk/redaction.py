@@ -7,7 +7,8 @@ A secret never leaves memory: whatever the SDK writes or prints passes :func:`re
   variables named by a plugin parameter ending in ``_env`` (``api_key_env: OPENAI_API_KEY``)
   and of every ``SecretStr`` field, found by :func:`register_params_secrets`; and the values of
   environment variables whose name says they hold a credential (``*_API_KEY``, ``*_TOKEN``,
-  ``*_SECRET``, ``*_PASSWORD``...), found by :func:`register_environment_secrets`. A value is
+  ``*_SECRET``, ``*_PASSWORD``...) and whose value looks like one (8 or more characters, not a
+  plain word or an existing path), found by :func:`register_environment_secrets`. A value is
   matched with and without surrounding whitespace (a key pasted with a trailing newline);
 * **credentials in URLs**: ``scheme://user:password@host`` keeps the scheme and host only, and
   a query parameter whose name says it is a credential (``?api_key=...``, ``&token=...``)
@@ -97,8 +98,17 @@ def register_environment_secrets(environ: Mapping[str, str] | None = None) -> No
     """Register the values of environment variables whose name says they hold a credential."""
     environ = os.environ if environ is None else environ
     for name, value in environ.items():
-        if _is_secret_name(name) and not _is_existing_path(value):
+        if _is_secret_name(name) and _looks_like_a_secret(value):
             register_secret(value)
+
+
+def _looks_like_a_secret(value: str, *, min_chars: int = 8) -> bool:
+    """Guessed from a name only, so be strict: ``AUTH_MODE=basic`` or ``SSH_AUTH_SOCK=/tmp/...``
+    must not blank out every "basic" or path in a report."""
+    text = value.strip()
+    if len(text) < min_chars or text.isalpha() or text.lower() in {"true", "false", "none", "null"}:
+        return False
+    return not _is_existing_path(text)
 
 
 def _is_existing_path(value: str) -> bool:
@@ -121,8 +131,8 @@ def register_params_secrets(params: Any, environ: Mapping[str, str] | None = Non
             lowered = name.lower()
             if lowered.endswith(("_env", "-env")) and value in environ:
                 register_secret(environ[value])
-            elif _is_secret_name(lowered):
-                register_secret(value)
+            elif _is_secret_name(lowered) and _looks_like_a_secret(value, min_chars=6):
+                register_secret(value)  # (its own key is redacted in data regardless)
 
 
 def _walk_items(

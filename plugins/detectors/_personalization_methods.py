@@ -1,0 +1,279 @@
+"""How the personalization detector gets a ranking of each group's users.
+
+* **Scorers** (no model call): a function ``fn(queries, dataset) -> scores`` with one score
+  per row of ``queries`` (``group_id, user_id, item_id, timestamp, user_mean, history_n``),
+  higher meaning the user likes the item more *relative to their own mean*; ranked directly.
+  Built-ins are reference points: ``random`` (a seeded draw per member), ``user_mean`` (predicts
+  each user's mean: no relative information), ``item_mean`` (the item's mean rating: item
+  quality only, the same for every member of a group) and ``constant_rating`` (the pointwise
+  floor: one rating for everyone, ranked like pointwise predictions by prediction minus the
+  user's mean). The last one is *not* at chance: subtracting each user's mean ranks harsh
+  raters first, and a user's relative rating shares the noise of their estimated mean
+  (regression to the mean) and the ceiling of the scale, so on rating data it scores a
+  positive tau that a pointwise LLM must beat before its pointwise tau means anything. A
+  ``"package.module:function"`` names any other.
+* **LLM methods** (PerRecBench, arXiv 2501.13391, Sec. 3.3), through the audit's generation
+  service: ``pointwise`` (each member's rating, ranked by prediction minus the user's mean),
+  ``pairwise`` (every pair asked in both orders; a pair counts for the user both answers
+  prefer, else it is a tie; users ranked by wins, a Copeland count, which is what sorting with
+  that comparator gives when the answers are transitive and stays defined when they are not)
+  and ``listwise`` (one best-first ranking per group).
+
+Each method returns a :class:`MethodRun`: one row per (group, user) with ``predicted`` (NaN
+where the group's answers could not be used) and, for pointwise, ``rating_predicted``, plus
+counts of prompts, malformed answers, generation errors and (pairwise) disagreeing orders.
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Literal
+
+import numpy as np
+import pandas as pd
+
+from ._personalization_prompts import (
+    LABELS,
+    MemberContext,
+    listwise_prompt,
+    member_contexts,
+    pairwise_prompt,
+    parse_preferred,
+    parse_ranking,
+    parse_rating,
+    pointwise_prompt,
+)
+
+if TYPE_CHECKING:
+    from audit_sdk.data.tables import Dataset
+    from audit_sdk.interfaces.adapter import GenerationParams, GeneratorAdapter
+    from audit_sdk.services import GeneratedText, GenerationService
+    from ._personalization_groups import PersonalizationGroups
+
+__all__ = [
+    "BUILTIN_SCORERS",
+    "LLMMethod",
+    "MethodRun",
+    "Scorer",
+    "resolve_scorer",
+    "run_llm_method",
+    "run_scorer",
+]
+
+LLMMethod = Literal["pointwise", "pairwise", "listwise"]
+Scorer = Callable[[pd.DataFrame, "Dataset"], Sequence[float]]
+
+
+@dataclass(frozen=True)
+class MethodRun:
+    name: str
+    predictions: pd.DataFrame
+    counts: dict[str, int] = field(default_factory=dict)
+    examples: list[str] = field(default_factory=list)
+    """a few malformed answers, to show in the report"""
+
+    @property
+    def n_usable_groups(self) -> int:
+        ok = self.predictions.groupby("group_id", sort=False)["predicted"].apply(
+            lambda p: bool(np.isfinite(p.to_numpy(dtype=float)).all())
+        )
+        return int(ok.sum())
+
+
+def _queries(groups: PersonalizationGroups) -> pd.DataFrame:
+    return groups.members[
+        ["group_id", "user_id", "item_id", "timestamp", "user_mean", "history_n"]
+    ].reset_index(drop=True)
+
+
+def _base(groups: PersonalizationGroups) -> pd.DataFrame:
+    return groups.members[
+        ["group_id", "difficulty", "size", "user_id", "item_id", "rating", "user_mean", "relative"]
+    ].reset_index(drop=True)
+
+
+def _item_mean_scorer(queries: pd.DataFrame, dataset: Dataset) -> Sequence[float]:
+    frame = dataset.interactions.frame
+    means = frame.dropna(subset=["rating"]).groupby("item_id")["rating"].mean()
+    return means.reindex(queries["item_id"]).fillna(float(means.mean())).to_numpy()
+
+
+def _user_mean_scorer(queries: pd.DataFrame, dataset: Dataset) -> Sequence[float]:
+    return np.zeros(len(queries))  # predicted rating = user mean: relative 0 for everyone
+
+
+def _constant_rating_scorer(queries: pd.DataFrame, dataset: Dataset) -> Sequence[float]:
+    # The pointwise floor: one rating for everyone, ranked as pointwise ranks (minus the
+    # user's mean), so harsher raters rank higher.
+    rating = dataset.interactions.frame["rating"]
+    return float(rating.mean()) - queries["user_mean"].to_numpy(dtype=float)
+
+
+BUILTIN_SCORERS: dict[str, Scorer] = {
+    "user_mean": _user_mean_scorer,
+    "item_mean": _item_mean_scorer,
+    "constant_rating": _constant_rating_scorer,
+}
+
+
+def resolve_scorer(name: str) -> Scorer | None:
+    """A built-in scorer, a ``package.module:function``, or None for ``random`` (which needs
+    the detector's generator)."""
+    if name == "random":
+        return None
+    if name in BUILTIN_SCORERS:
+        return BUILTIN_SCORERS[name]
+    module, sep, attribute = name.partition(":")
+    if not sep:
+        known = ", ".join(["random", *BUILTIN_SCORERS])
+        raise ValueError(
+            f"unknown scorer {name!r}: use one of {known} or 'package.module:function'"
+        )
+    obj: Any = importlib.import_module(module)
+    for part in attribute.split("."):
+        obj = getattr(obj, part)
+    if not callable(obj):
+        raise ValueError(f"scorer {name!r} is not callable")
+    return obj  # type: ignore[no-any-return]
+
+
+def run_scorer(
+    name: str, groups: PersonalizationGroups, dataset: Dataset, rng: np.random.Generator
+) -> MethodRun:
+    frame = _base(groups)
+    scorer = resolve_scorer(name)
+    if scorer is None:
+        scores = rng.standard_normal(len(frame))
+    else:
+        scores = np.asarray(scorer(_queries(groups), dataset), dtype=float)
+        if scores.shape != (len(frame),):
+            raise ValueError(
+                f"scorer {name!r} returned {scores.shape} scores for {len(frame)} queries"
+            )
+    frame["predicted"] = scores
+    bad = ~np.isfinite(scores)
+    return MethodRun(name, frame, {"queries": len(frame), "missing_scores": int(bad.sum())})
+
+
+class _Answers:
+    """Prompts of one method, generated in one batched call, with their outcomes."""
+
+    def __init__(self) -> None:
+        self.prompts: list[str] = []
+
+    def add(self, prompt: str) -> int:
+        self.prompts.append(prompt)
+        return len(self.prompts) - 1
+
+    def generate(
+        self,
+        service: GenerationService,
+        adapter: GeneratorAdapter,
+        params: GenerationParams,
+        label: str,
+    ) -> list[GeneratedText]:
+        if not self.prompts:
+            return []
+        return service.generate(adapter, self.prompts, params=params, label=label)
+
+
+def run_llm_method(
+    method: LLMMethod,
+    groups: PersonalizationGroups,
+    *,
+    catalog: pd.DataFrame,
+    k: int,
+    service: GenerationService,
+    adapter: GeneratorAdapter,
+    params: GenerationParams,
+    label: str,
+) -> MethodRun:
+    frame = _base(groups)
+    contexts, item_texts = member_contexts(groups.members, groups.timelines, catalog, k=k)
+    answers = _Answers()
+    by_group = list(frame.groupby("group_id", sort=False).indices.items())
+    plan: list[Any] = []
+    for group_id, rows in by_group:
+        users = frame["user_id"].to_numpy()[rows]
+        item = str(frame["item_id"].iat[rows[0]])
+        members: list[MemberContext] = [contexts[(group_id, u)] for u in users]
+        text = item_texts[item]
+        if method == "pointwise":
+            plan.append([answers.add(pointwise_prompt(m, item, text)) for m in members])
+        elif method == "pairwise":
+            pairs = []
+            for i in range(len(members)):
+                for j in range(i + 1, len(members)):
+                    ij = answers.add(pairwise_prompt(members[i], members[j], item, text))
+                    ji = answers.add(pairwise_prompt(members[j], members[i], item, text))
+                    pairs.append((i, j, ij, ji))
+            plan.append(pairs)
+        else:
+            plan.append(answers.add(listwise_prompt(members, item, text)))
+    outcomes = answers.generate(service, adapter, params, f"{label}:{method}")
+    counts = {
+        "prompts": len(answers.prompts),
+        "errors": sum(o.text is None for o in outcomes),
+        "malformed": 0,
+        "groups_unusable": 0,
+    }
+    examples: list[str] = []
+
+    def malformed(text: str | None) -> None:
+        if text is not None:
+            counts["malformed"] += 1
+            if len(examples) < 3:
+                examples.append(text[:200])
+
+    predicted = np.full(len(frame), np.nan)
+    rating_predicted = np.full(len(frame), np.nan)
+    if method == "pairwise":
+        counts["pairs_disagreeing"] = 0
+    for (_, rows), entry in zip(by_group, plan, strict=True):
+        ok = True
+        if method == "pointwise":
+            for row, index in zip(rows, entry, strict=True):
+                rating = parse_rating(outcomes[index].text)
+                if rating is None:
+                    malformed(outcomes[index].text)
+                    ok = False
+                rating_predicted[row] = np.nan if rating is None else rating
+            if ok:
+                predicted[rows] = rating_predicted[rows] - frame["user_mean"].to_numpy()[rows]
+        elif method == "pairwise":
+            wins = np.zeros(len(rows))
+            for i, j, ij, ji in entry:
+                first = parse_preferred(outcomes[ij].text)
+                second = parse_preferred(outcomes[ji].text)
+                if first is None:
+                    malformed(outcomes[ij].text)
+                if second is None:
+                    malformed(outcomes[ji].text)
+                if first is None or second is None:
+                    ok = False
+                    continue
+                # In the second prompt the labels are swapped: "A" there is user j.
+                winner_first = i if first == "A" else j
+                winner_second = j if second == "A" else i
+                if winner_first == winner_second:
+                    wins[winner_first] += 1
+                else:
+                    counts["pairs_disagreeing"] += 1
+            if ok:
+                predicted[rows] = wins
+        else:
+            order = parse_ranking(outcomes[entry].text, LABELS[: len(rows)])
+            if order is None:
+                malformed(outcomes[entry].text)
+                ok = False
+            else:
+                position = {label: p for p, label in enumerate(order)}
+                predicted[rows] = [len(rows) - position[LABELS[i]] for i in range(len(rows))]
+        if not ok:
+            counts["groups_unusable"] += 1
+    frame["predicted"] = predicted
+    if method == "pointwise":
+        frame["rating_predicted"] = rating_predicted
+    return MethodRun(f"{method}", frame, counts, examples)

@@ -1,0 +1,378 @@
+"""Does the recommender understand *whose* preference it is? (PerRecBench-style.)
+
+Tang et al., "Can Large Language Models Understand Preferences in Personalized
+Recommendation?" (PerRecBench, arXiv 2501.13391) show that rating error (MAE/RMSE) says little
+about personalization, and test it directly: users who rated the same item at about the same
+time are ranked by their *relative* rating (rating minus the user's own mean), so neither
+item quality nor a user's generosity helps. This detector
+
+1. builds such groups of 2, 3 and 4 users (easy, medium, hard) from any dataset with ratings
+   and timestamps (:mod:`._personalization_groups`; every threshold is a parameter);
+2. ranks each group's users with reference scorers (random, user mean, item mean, or any
+   ``package.module:function``) and with the subject's generating adapter (and any model
+   roles in ``generators``) prompted pointwise, pairwise and listwise with each user's k most
+   relevant earlier items by BM25 (:mod:`._personalization_methods`,
+   :mod:`._personalization_prompts`);
+3. scores each method by Kendall's tau-b between predicted and true rank vectors per group,
+   averaged overall and per difficulty with bootstrap CIs over groups, beside MAE/RMSE of
+   pointwise ratings and per user-group concordance (:mod:`._personalization_metrics`, which
+   also documents the ordering-vs-rank-vector bug of PerRecBench's released evaluator).
+
+Malformed answers are counted and reported, never dropped silently: a group with any
+unusable answer leaves that method's average, and a method with no usable group is a ``warn``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Any, ClassVar
+
+import pandas as pd
+from pydantic import Field
+
+from audit_sdk.finding_builders import group_disparity_finding
+from audit_sdk.hookspecs import hookimpl
+from audit_sdk.interfaces import AuditContext, Detector, GenerationParams
+from audit_sdk.interfaces._params import PathParam
+from audit_sdk.interfaces.requirements import MetricSpec, Needs, Requirement
+from audit_sdk.report_model import Finding, GroupEstimate
+from audit_sdk.thresholds import Threshold, evaluate_threshold
+
+from ._personalization_groups import GroupSettings, PersonalizationGroups, build_groups
+from ._personalization_methods import LLMMethod, MethodRun, run_llm_method, run_scorer
+from ._personalization_metrics import (
+    error_intervals,
+    group_taus,
+    summarize_taus,
+    user_concordance,
+)
+
+__all__ = ["PersonalizationDetector", "PersonalizationParams"]
+
+REFERENCE = (
+    "Tang et al., PerRecBench, arXiv 2501.13391 (Sec. 3: relative-rating groups; Sec. 4: "
+    "Kendall tau); Kendall 1945, Eq. 5 (tau-b)"
+)
+_REFERENCE_SCORERS = ("random", "user_mean", "item_mean", "constant_rating")
+
+
+class PersonalizationParams(GroupSettings):
+    history_k: int = Field(
+        4, ge=0, description="history items per user in a prompt, the most relevant by BM25"
+    )
+    methods: list[LLMMethod] = Field(
+        default_factory=lambda: ["pointwise", "pairwise", "listwise"],
+        description="LLM prompting methods, run with every generating model",
+    )
+    scorers: list[str] = Field(
+        default_factory=lambda: list(_REFERENCE_SCORERS),
+        description="scorers ranked directly: random, user_mean, item_mean, constant_rating, or "
+        "'package.module:function' taking (queries, dataset) and returning one score per row",
+    )
+    generators: list[str] = Field(
+        default_factory=list,
+        description="model roles (config models: section) prompted besides the subject",
+    )
+    temperature: float = Field(0.0, ge=0)
+    max_new_tokens: int = Field(64, ge=1)
+    predictions_path: Annotated[str | None, PathParam()] = Field(
+        None, description="write every method's per-user predictions here (CSV)"
+    )
+
+
+class PersonalizationDetector(Detector):
+    name = "personalization"
+    description = (
+        "Ranks users who rated the same item by their relative rating (PerRecBench): Kendall "
+        "tau per method and difficulty, with CIs."
+    )
+    requires: ClassVar[frozenset[Requirement]] = frozenset({Needs.RATINGS})
+    metrics: ClassVar[tuple[MetricSpec, ...]] = (
+        MetricSpec("kendall_tau:*", "higher_is_better", low=-1.0, high=1.0),
+        MetricSpec("mae:*", "lower_is_better", low=0.0),
+        MetricSpec("rmse:*", "lower_is_better", low=0.0),
+        MetricSpec("user_concordance:*", "lower_is_better", low=0.0, high=2.0),
+        MetricSpec("groups", "none", low=0.0),
+    )
+    Params = PersonalizationParams
+    default_thresholds: ClassVar[dict[str, Threshold]] = {
+        # An LLM method whose whole CI lies below 0.05 shows no sign of personalization.
+        "kendall_tau:*wise*": Threshold(statistic="ci_high", warn_below=0.05),
+    }
+
+    @property
+    def _params(self) -> PersonalizationParams:
+        assert isinstance(self.params, PersonalizationParams)
+        return self.params
+
+    def detect(self, context: AuditContext) -> list[Finding]:
+        interactions = context.dataset.interactions
+        missing = [
+            what
+            for what, present in (
+                ("ratings", interactions.has_ratings),
+                ("timestamps", interactions.has_timestamps),
+            )
+            if not present
+        ]
+        if missing:
+            return [
+                self._skipped(
+                    context,
+                    "groups",
+                    f"the dataset {context.dataset.name!r} has no {' and no '.join(missing)} in "
+                    "its interactions; personalization groups need a 'rating' and a "
+                    "'timestamp' column (the tabular loader reads both)",
+                )
+            ]
+        params = self._params
+        settings = GroupSettings(**params.model_dump(include=set(GroupSettings.model_fields)))
+        groups = build_groups(interactions.frame, settings, context.rng(f"{self.name}:groups"))
+        if groups.n_groups == 0:
+            return [
+                self._skipped(
+                    context,
+                    "groups",
+                    "no group of users passed the filters (window "
+                    f"{settings.window_days:g} days, at least {settings.min_history} earlier "
+                    f"ratings, relative ratings {settings.min_gap:g} apart); counts: "
+                    f"{groups.counts}. Widen window_days or lower min_history/min_gap.",
+                    details={"group_construction": groups.counts},
+                )
+            ]
+        runs: list[tuple[MethodRun, bool]] = []
+        for scorer in params.scorers:
+            run = run_scorer(scorer, groups, context.dataset, context.rng(f"{self.name}:{scorer}"))
+            label = scorer.rpartition(":")[2]
+            runs.append((MethodRun(label, run.predictions, run.counts), False))
+        findings: list[Finding] = [self._groups_finding(context, groups)]
+        for label, adapter in self._generators(context):
+            for method in params.methods:
+                run = run_llm_method(
+                    method,
+                    groups,
+                    catalog=context.dataset.catalog.frame,
+                    k=params.history_k,
+                    service=context.generation,
+                    adapter=adapter,
+                    params=GenerationParams(
+                        temperature=params.temperature,
+                        max_new_tokens=params.max_new_tokens,
+                        seed=context.seed,
+                    ),
+                    label=label,
+                )
+                name = method if label == "subject" else f"{method}@{label}"
+                runs.append((MethodRun(name, run.predictions, run.counts, run.examples), True))
+        if not any(is_llm for _, is_llm in runs) and params.methods:
+            findings.append(
+                self._skipped(
+                    context,
+                    "kendall_tau:llm",
+                    f"adapter {context.subject.adapter!r} does not generate text and no "
+                    "generators roles are configured, so pointwise/pairwise/listwise did not run",
+                )
+            )
+        for run, is_llm in runs:
+            findings += self._method_findings(context, groups, run, is_llm=is_llm)
+        if params.predictions_path:
+            self._write_predictions(params.predictions_path, runs)
+        return findings
+
+    # -- models -------------------------------------------------------------------------------
+    def _generators(self, context: AuditContext) -> list[tuple[str, Any]]:
+        found = []
+        adapter = context.adapter
+        if adapter is not None and adapter.supports("generate"):
+            found.append(("subject", adapter))
+        for role in self._params.generators:
+            found.append((role, context.models.get(role)))
+        return found
+
+    # -- findings -----------------------------------------------------------------------------
+    def _skipped(
+        self, context: AuditContext, metric: str, reason: str, details: dict[str, Any] | None = None
+    ) -> Finding:
+        return Finding(
+            detector=self.name,
+            metric=metric,
+            subject=context.subject.name,
+            status="skipped",
+            explanation=reason,
+            reference=REFERENCE,
+            details=details or {},
+        )
+
+    def _groups_finding(self, context: AuditContext, groups: PersonalizationGroups) -> Finding:
+        sizes = groups.members.drop_duplicates("group_id")["difficulty"].value_counts()
+        return Finding(
+            detector=self.name,
+            metric="groups",
+            subject=context.subject.name,
+            estimate=float(groups.n_groups),
+            n=groups.n_groups,
+            status="pass",
+            explanation=(
+                f"{groups.n_groups} groups of users who rated the same item ("
+                + ", ".join(f"{d}: {n}" for d, n in sizes.items())
+                + f") from {groups.counts['ratings']} ratings"
+            ),
+            groups=[GroupEstimate(group=str(d), n=int(n), estimate=float(n)) for d, n in sizes.items()],
+            group_by="difficulty",
+            reference=REFERENCE,
+            details={"group_construction": groups.counts},
+        )
+
+    def _method_findings(
+        self, context: AuditContext, groups: PersonalizationGroups, run: MethodRun, *, is_llm: bool
+    ) -> list[Finding]:
+        confidence, n_resamples = context.bootstrap.confidence, context.bootstrap.n_resamples
+        metric = f"kendall_tau:{run.name}"
+        scores = group_taus(run.predictions)
+        n_total = groups.n_groups
+        unusable = n_total - len(scores.frame)
+        details: dict[str, Any] = {
+            "counts": run.counts,
+            "groups_total": n_total,
+            "groups_scored": len(scores.frame),
+            "constant_predictions": scores.n_constant,
+            "kind": "llm" if is_llm else "scorer",
+        }
+        if run.examples:
+            details["malformed_examples"] = run.examples
+        warnings = []
+        if unusable:
+            warnings.append(
+                f"{unusable} of {n_total} groups had unusable answers "
+                f"(malformed: {run.counts.get('malformed', 0)}, errors: "
+                f"{run.counts.get('errors', 0)}, missing scores: "
+                f"{run.counts.get('missing_scores', 0)})"
+            )
+        if scores.frame.empty:
+            return [
+                Finding(
+                    detector=self.name,
+                    metric=metric,
+                    subject=context.subject.name,
+                    n=0,
+                    status="warn",
+                    explanation=(
+                        f"{run.name}: no group could be scored; of {run.counts.get('prompts', 0)} "
+                        f"answers {run.counts.get('malformed', 0)} were malformed and "
+                        f"{run.counts.get('errors', 0)} failed"
+                    ),
+                    warnings=warnings,
+                    reference=REFERENCE,
+                    details=details,
+                )
+            ]
+        overall, by_difficulty = summarize_taus(
+            scores, confidence=confidence, n_resamples=n_resamples, rng=context.rng(metric)
+        )
+        rows = [
+            GroupEstimate(
+                group=d,
+                n=iv.n,
+                estimate=iv.estimate,
+                ci_low=iv.low,
+                ci_high=iv.high,
+                warning="few groups" if iv.n < context.min_group_size else None,
+            )
+            for d, iv in by_difficulty.items()
+        ]
+        threshold = self.threshold_for(metric) if is_llm else None
+        text = f"{run.name}: mean Kendall tau-b {overall.estimate:.3f} [{overall.low:.3f}, " + (
+            f"{overall.high:.3f}] over {overall.n} groups ("
+            + ", ".join(f"{d} {iv.estimate:.2f}" for d, iv in by_difficulty.items())
+            + ")"
+        )
+        out = [
+            Finding(
+                detector=self.name,
+                metric=metric,
+                subject=context.subject.name,
+                estimate=overall.estimate,
+                ci_low=overall.low,
+                ci_high=overall.high,
+                confidence=confidence,
+                ci_method=f"{overall.method} over groups",
+                n=overall.n,
+                groups=rows,
+                group_by="difficulty",
+                threshold=threshold,
+                status=evaluate_threshold(threshold, overall.estimate, overall.low, overall.high),
+                explanation=text,
+                warnings=warnings,
+                chart="bars",
+                reference=REFERENCE,
+                details=details,
+            )
+        ]
+        errors = error_intervals(
+            run.predictions,
+            confidence=confidence,
+            n_resamples=n_resamples,
+            rng=context.rng(f"{metric}:errors"),
+        )
+        if errors is not None:
+            for name, iv in zip(("mae", "rmse"), errors, strict=True):
+                out.append(
+                    Finding(
+                        detector=self.name,
+                        metric=f"{name}:{run.name}",
+                        subject=context.subject.name,
+                        estimate=iv.estimate,
+                        ci_low=iv.low,
+                        ci_high=iv.high,
+                        confidence=confidence,
+                        ci_method=f"{iv.method} over groups",
+                        n=iv.n,
+                        status="pass",
+                        explanation=(
+                            f"{run.name}: {name.upper()} of predicted ratings {iv.estimate:.3f} "
+                            f"[{iv.low:.3f}, {iv.high:.3f}] (beside tau "
+                            f"{overall.estimate:.3f}: rating error says little about ranking)"
+                        ),
+                        reference="PerRecBench, arXiv 2501.13391, Sec. 4.2",
+                    )
+                )
+        if is_llm or run.name not in _REFERENCE_SCORERS:
+            out += self._by_user_group(context, run)
+        return out
+
+    def _by_user_group(self, context: AuditContext, run: MethodRun) -> list[Finding]:
+        concordance = user_concordance(run.predictions)
+        concordance = concordance[concordance.index.isin(context.user_table.index)]
+        if concordance.empty:
+            return []
+        return [
+            group_disparity_finding(
+                context,
+                detector=self.name,
+                metric=f"user_concordance:{run.name}",
+                values=concordance,
+                attribute=attribute,
+                summary="gap",
+                threshold=self.threshold_for(f"user_concordance:{run.name}:group_gap"),
+                reference=REFERENCE,
+                label=run.name,
+            )
+            for attribute in context.group_columns
+        ]
+
+    @staticmethod
+    def _write_predictions(path: str, runs: list[tuple[MethodRun, bool]]) -> None:
+        frames = [run.predictions.assign(method=run.name) for run, _ in runs]
+        table = pd.concat(frames, ignore_index=True)
+        columns = ["group_id", "difficulty", "user_id", "item_id", "method", "predicted"]
+        if "rating_predicted" in table:
+            columns.append("rating_predicted")
+        columns += ["rating", "user_mean", "relative"]
+        target = Path(path)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        table[columns].to_csv(target, index=False, float_format="%.6g")
+
+
+@hookimpl
+def audit_sdk_register_detectors(register: Any) -> None:
+    register(PersonalizationDetector)

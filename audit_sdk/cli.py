@@ -213,9 +213,13 @@ def _print_summary(result: Any) -> None:
     written = result.written
     counts = ", ".join(f"{n} {s}" for s, n in report.summary.items() if n)
     title = terminal_safe(redact_text(report.title))
-    out.print(Text.assemble((title, "bold"), f": {len(report.findings)} findings ({counts})"))
-    for path in written.written:
-        out.print(Text(terminal_safe(f"  wrote {path}")))
+    try:
+        out.print(Text.assemble((title, "bold"), f": {len(report.findings)} findings ({counts})"))
+        for path in written.written:
+            out.print(Text(terminal_safe(f"  wrote {path}")))
+        sys.stdout.flush()
+    except (OSError, ValueError, SystemExit):  # stdout closed (| head -1; rich exits) or full
+        _silence_stdout()
     for failure in written.failures:
         print_error(failure.describe())
     if not written.ok:

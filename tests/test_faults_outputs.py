@@ -340,3 +340,19 @@ def test_kill_9_at_any_moment_never_leaves_a_set_the_gate_accepts_wrongly(tmp_pa
     # The next run cleans up whatever a killed run left behind.
     assert _run(config).exit_code == 0
     assert sorted(p.name for p in out.iterdir()) == sorted([*REPORT_FILES, MANIFEST_NAME])
+
+
+def test_a_run_with_a_closed_stdout_still_reports_its_outcome(tmp_path: Path) -> None:
+    """`audit-sdk run ... | head -0`: the reports were published, so the code is 0, not the
+    1 of rich's broken-pipe exit (which the old CLI also blamed on a plugin)."""
+    out = tmp_path / "out"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "audit_sdk.cli", "run", str(write_config(tmp_path, out)), "-q"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    assert proc.stdout is not None
+    proc.stdout.close()
+    _, stderr = proc.communicate(timeout=120)
+    assert proc.returncode == 0, stderr
+    assert verify_manifest(out / "report.json") is None

@@ -112,9 +112,9 @@ def _user_errors(fn: F) -> F:
             if debug:
                 raise
             print_error(
-                f"a plugin ended the process with sys.exit({exc.code!r}){_where_exited(exc)}; "
-                "the audit did not finish and no report of this run was written. Fix or "
-                "block that plugin (plugins.block in the config)."
+                f"sys.exit({exc.code!r}) was called{_where_exited(exc)} during the audit (a "
+                "plugin ending the process?); the audit did not finish and no report of this "
+                "run was written. Fix or block that plugin (plugins.block in the config)."
             )
             raise typer.Exit(ExitCode.NO_REPORT) from None
         except (OSError, sqlite3.Error, UnicodeError) as exc:

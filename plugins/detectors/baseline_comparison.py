@@ -2,7 +2,8 @@
 
 For each per-user quality metric the detector reports the subject's mean beside the
 popularity, item-kNN and random baselines (each with a bootstrap CI), and the paired
-difference subject - popularity over the same users, with a paired bootstrap CI. It warns
+difference subject - popularity over the same users, with a paired bootstrap CI (every
+metric's difference from the same resamples of the users). It warns
 when the subject is significantly worse than recommending the most popular items.
 """
 
@@ -15,9 +16,9 @@ import numpy as np
 from audit_sdk.finding_builders import interval_finding, model_rows
 from audit_sdk.hookspecs import hookimpl
 from audit_sdk.interfaces import AuditContext, Detector
-from audit_sdk.interfaces.detector import Requirement
+from audit_sdk.interfaces.requirements import Needs, Requirement
 from audit_sdk.report_model import Finding
-from audit_sdk.stats.bootstrap import mean_ci
+from audit_sdk.stats.bootstrap import Interval, mean_cis
 from audit_sdk.thresholds import Threshold
 
 __all__ = ["BaselineComparisonDetector"]
@@ -26,17 +27,29 @@ __all__ = ["BaselineComparisonDetector"]
 class BaselineComparisonDetector(Detector):
     name = "baseline_comparison"
     description = "The subject's quality beside the reference baselines."
-    requires: ClassVar[frozenset[Requirement]] = frozenset({"recommendations"})
+    requires: ClassVar[frozenset[Requirement]] = frozenset({Needs.RECOMMENDATIONS})
     default_thresholds: ClassVar[dict[str, Threshold]] = {
         "*:vs_popularity": Threshold(statistic="ci_high", warn_below=0.0)
     }
 
     def detect(self, context: AuditContext) -> list[Finding]:
-        return [self._one(context, metric) for metric in context.metric_columns]
+        reference = context.baseline_user_tables.get("popularity")
+        paired: dict[str, Interval] = {}
+        if reference is not None:
+            # Every metric's paired difference from one stream of resampling weights.
+            own = context.user_table
+            paired = mean_cis(
+                {
+                    metric: (own[metric] - reference[metric].reindex(own.index)).to_numpy()
+                    for metric in context.metric_columns
+                },
+                confidence=context.bootstrap.confidence,
+                n_resamples=context.bootstrap.n_resamples,
+                rng=context.rng(f"{self.name}:paired"),
+            )
+        return [self._one(context, metric, paired.get(metric)) for metric in context.metric_columns]
 
-    def _one(self, context: AuditContext, metric: str) -> Finding:
-        confidence = context.bootstrap.confidence
-        n_resamples = context.bootstrap.n_resamples
+    def _one(self, context: AuditContext, metric: str, diff: Interval | None) -> Finding:
         tables = {context.subject.name: context.user_table, **context.baseline_user_tables}
         rows, _ = model_rows(
             context,
@@ -46,7 +59,7 @@ class BaselineComparisonDetector(Detector):
         name = f"{metric}:vs_popularity"
         threshold = self.threshold_for(name)
         reference = context.baseline_user_tables.get("popularity")
-        if reference is None:
+        if reference is None or diff is None:
             return Finding(
                 detector=self.name,
                 metric=name,
@@ -58,13 +71,6 @@ class BaselineComparisonDetector(Detector):
                 chart="bars",
             )
         own = context.user_table[metric]
-        paired = (own - reference[metric].reindex(own.index)).to_numpy()
-        diff = mean_ci(
-            paired,
-            confidence=confidence,
-            n_resamples=n_resamples,
-            rng=context.rng(f"{self.name}:{metric}:paired"),
-        )
         verdict = (
             "better than"
             if diff.low > 0

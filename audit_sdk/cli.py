@@ -217,6 +217,8 @@ def _print_summary(result: Any) -> None:
         out.print(Text.assemble((title, "bold"), f": {len(report.findings)} findings ({counts})"))
         for path in written.written:
             out.print(Text(terminal_safe(f"  wrote {path}")))
+        if written.manifest is not None:
+            out.print(Text(terminal_safe(f"  run {written.run_id}: {written.manifest}")))
         sys.stdout.flush()
     except (OSError, ValueError, SystemExit):  # stdout closed (| head -1; rich exits) or full
         _silence_stdout()

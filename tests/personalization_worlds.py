@@ -142,9 +142,7 @@ def oracle_generate(prompt: str) -> str:
         m.group(1): float(m.group(2))
         for m in re.finditer(r"user (\S+) \(mean rating ([-0-9.]+)\)", prompt)
     }
-    relative = {
-        label: TRUTH[(user, item_id)] - means[user] for label, user in labels.items()
-    }
+    relative = {label: TRUTH[(user, item_id)] - means[user] for label, user in labels.items()}
     order = sorted(relative, key=lambda label: -relative[label])
     if "ranking" in prompt:
         return f"Sure! Here it is: {json.dumps({'ranking': order})}"

@@ -8,8 +8,6 @@ import itertools
 import numpy as np
 import pandas as pd
 import pytest
-from scipy import stats
-
 from audit_sdk.plugins.detectors._personalization_groups import (
     GroupSettings,
     build_groups,
@@ -26,6 +24,8 @@ from audit_sdk.plugins.detectors._personalization_prompts import (
     parse_ranking,
     parse_rating,
 )
+from scipy import stats
+
 from tests.personalization_worlds import rating_world
 
 

@@ -52,7 +52,9 @@ class GroupSettings(PluginParams):
     a 1-5 rating dataset)."""
 
     window_days: float = Field(
-        30.0, gt=0, description="users rated the query item within the same window of this many days"
+        30.0,
+        gt=0,
+        description="users rated the query item within the same window of this many days",
     )
     min_history: int = Field(
         5, ge=1, description="ratings a user must have made before the query rating"
@@ -95,7 +97,7 @@ def rating_timelines(interactions: pd.DataFrame) -> tuple[pd.DataFrame, dict[str
     earlier) and ``user_mean`` (their mean; NaN without history) and ``relative``."""
     frame = interactions[["user_id", "item_id", "timestamp", "rating"]]
     usable = frame["rating"].notna() & frame["timestamp"].notna()
-    counts = {"ratings": int(len(frame)), "dropped_no_rating_or_time": int((~usable).sum())}
+    counts = {"ratings": len(frame), "dropped_no_rating_or_time": int((~usable).sum())}
     frame = frame[usable].copy()
     frame["rating"] = frame["rating"].astype(float)
     frame = frame.sort_values(["user_id", "timestamp"], kind="stable").reset_index(drop=True)
@@ -103,9 +105,9 @@ def rating_timelines(interactions: pd.DataFrame) -> tuple[pd.DataFrame, dict[str
     # Ratings at the same instant are not each other's history: rank by time, not by row.
     earlier_n = frame.groupby("user_id", sort=False)["timestamp"].rank(method="min") - 1
     cum = by_user.cumsum() - frame["rating"]
-    first_at = frame.groupby(["user_id", "timestamp"], sort=False)["rating"].cumsum() - frame[
-        "rating"
-    ]
+    first_at = (
+        frame.groupby(["user_id", "timestamp"], sort=False)["rating"].cumsum() - frame["rating"]
+    )
     earlier_sum = cum - first_at
     frame["history_n"] = earlier_n.astype(np.int64)
     with np.errstate(invalid="ignore", divide="ignore"):
@@ -134,7 +136,7 @@ def build_groups(
     timelines, counts = rating_timelines(interactions)
     eligible = timelines[timelines["history_n"] >= settings.min_history]
     counts["dropped_short_history"] = int(len(timelines) - len(eligible))
-    counts["eligible_ratings"] = int(len(eligible))
+    counts["eligible_ratings"] = len(eligible)
     sizes = sorted(set(settings.sizes))
     empty = pd.DataFrame(
         columns=[
@@ -165,13 +167,11 @@ def build_groups(
 
     candidates: dict[int, list[np.ndarray]] = {s: [] for s in sizes}
     single = 0
-    chain_short = {s: 0 for s in sizes}
+    chain_short = dict.fromkeys(sizes, 0)
     gap_dropped = 0
     relative = cells["relative"].to_numpy(dtype=float)
     keys = cells[["item_id", "window"]].to_numpy(dtype=object)
-    boundaries = np.flatnonzero(
-        (keys[1:, 0] != keys[:-1, 0]) | (keys[1:, 1] != keys[:-1, 1])
-    ) + 1
+    boundaries = np.flatnonzero((keys[1:, 0] != keys[:-1, 0]) | (keys[1:, 1] != keys[:-1, 1])) + 1
     starts = np.concatenate([[0], boundaries])
     ends = np.concatenate([boundaries, [len(cells)]])
     for start, end in zip(starts, ends, strict=True):

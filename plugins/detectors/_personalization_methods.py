@@ -38,7 +38,6 @@ from ._personalization_prompts import (
     LABELS,
     MemberContext,
     listwise_prompt,
-    member_contexts,
     pairwise_prompt,
     parse_preferred,
     parse_ranking,
@@ -50,12 +49,15 @@ if TYPE_CHECKING:
     from audit_sdk.data.tables import Dataset
     from audit_sdk.interfaces.adapter import GenerationParams, GeneratorAdapter
     from audit_sdk.services import GeneratedText, GenerationService
+
     from ._personalization_groups import PersonalizationGroups
 
 __all__ = [
     "BUILTIN_SCORERS",
+    "LLM_METHODS",
     "LLMMethod",
     "MethodRun",
+    "PromptContext",
     "Scorer",
     "resolve_scorer",
     "run_llm_method",
@@ -63,7 +65,10 @@ __all__ = [
 ]
 
 LLMMethod = Literal["pointwise", "pairwise", "listwise"]
-Scorer = Callable[[pd.DataFrame, "Dataset"], Sequence[float]]
+LLM_METHODS: tuple[LLMMethod, ...] = ("pointwise", "pairwise", "listwise")
+PromptContext = tuple[dict[tuple[str, str], MemberContext], dict[str, str]]
+"""each (group, user)'s context and each query item's text (:func:`member_contexts`)"""
+Scorer = Callable[[pd.DataFrame, "Dataset"], "Sequence[float] | np.ndarray"]
 
 
 @dataclass(frozen=True)
@@ -94,17 +99,17 @@ def _base(groups: PersonalizationGroups) -> pd.DataFrame:
     ].reset_index(drop=True)
 
 
-def _item_mean_scorer(queries: pd.DataFrame, dataset: Dataset) -> Sequence[float]:
+def _item_mean_scorer(queries: pd.DataFrame, dataset: Dataset) -> np.ndarray:
     frame = dataset.interactions.frame
     means = frame.dropna(subset=["rating"]).groupby("item_id")["rating"].mean()
     return means.reindex(queries["item_id"]).fillna(float(means.mean())).to_numpy()
 
 
-def _user_mean_scorer(queries: pd.DataFrame, dataset: Dataset) -> Sequence[float]:
+def _user_mean_scorer(queries: pd.DataFrame, dataset: Dataset) -> np.ndarray:
     return np.zeros(len(queries))  # predicted rating = user mean: relative 0 for everyone
 
 
-def _constant_rating_scorer(queries: pd.DataFrame, dataset: Dataset) -> Sequence[float]:
+def _constant_rating_scorer(queries: pd.DataFrame, dataset: Dataset) -> np.ndarray:
     # The pointwise floor: one rating for everyone, ranked as pointwise ranks (minus the
     # user's mean), so harsher raters rank higher.
     rating = dataset.interactions.frame["rating"]
@@ -136,7 +141,7 @@ def resolve_scorer(name: str) -> Scorer | None:
         obj = getattr(obj, part)
     if not callable(obj):
         raise ValueError(f"scorer {name!r} is not callable")
-    return obj  # type: ignore[no-any-return]
+    return obj
 
 
 def run_scorer(
@@ -182,16 +187,16 @@ class _Answers:
 def run_llm_method(
     method: LLMMethod,
     groups: PersonalizationGroups,
+    prompt_context: PromptContext,
     *,
-    catalog: pd.DataFrame,
-    k: int,
     service: GenerationService,
     adapter: GeneratorAdapter,
     params: GenerationParams,
     label: str,
+    scale: tuple[float, float] = (1.0, 5.0),
 ) -> MethodRun:
     frame = _base(groups)
-    contexts, item_texts = member_contexts(groups.members, groups.timelines, catalog, k=k)
+    contexts, item_texts = prompt_context
     answers = _Answers()
     by_group = list(frame.groupby("group_id", sort=False).indices.items())
     plan: list[Any] = []
@@ -201,7 +206,7 @@ def run_llm_method(
         members: list[MemberContext] = [contexts[(group_id, u)] for u in users]
         text = item_texts[item]
         if method == "pointwise":
-            plan.append([answers.add(pointwise_prompt(m, item, text)) for m in members])
+            plan.append([answers.add(pointwise_prompt(m, item, text, scale)) for m in members])
         elif method == "pairwise":
             pairs = []
             for i in range(len(members)):
@@ -235,7 +240,7 @@ def run_llm_method(
         ok = True
         if method == "pointwise":
             for row, index in zip(rows, entry, strict=True):
-                rating = parse_rating(outcomes[index].text)
+                rating = parse_rating(outcomes[index].text, low=scale[0], high=scale[1])
                 if rating is None:
                     malformed(outcomes[index].text)
                     ok = False

@@ -109,9 +109,7 @@ def summarize_taus(
         frame["tau"].to_numpy(dtype=float), confidence=confidence, n_resamples=n_resamples, rng=rng
     )
     order = frame.drop_duplicates("difficulty").sort_values("size")["difficulty"]
-    columns = {
-        str(d): np.where(frame["difficulty"] == d, frame["tau"], np.nan) for d in order
-    }
+    columns = {str(d): np.where(frame["difficulty"] == d, frame["tau"], np.nan) for d in order}
     by_difficulty = (
         mean_cis(columns, confidence=confidence, n_resamples=n_resamples, rng=rng)
         if columns

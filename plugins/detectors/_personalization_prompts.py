@@ -58,7 +58,9 @@ def _item_texts(catalog: pd.DataFrame) -> pd.Series:
     frame = catalog.reindex(columns=["title", "artist", "genres"])
     frame["title"] = frame["title"].fillna(pd.Series(frame.index, index=frame.index))
     frame["artist"] = frame["artist"].fillna("unknown artist")
-    frame["genres"] = frame["genres"].map(lambda g: tuple(g) if isinstance(g, (list, tuple)) else ())
+    frame["genres"] = frame["genres"].map(
+        lambda g: tuple(g) if isinstance(g, (list, tuple)) else ()
+    )
     return pd.Series([text(r) for r in frame.itertuples()], index=frame.index, dtype=object)
 
 
@@ -77,7 +79,7 @@ def member_contexts(
     def text_of(item: str) -> str:
         return str(texts.get(item, item))
 
-    by_user = {user: part for user, part in timelines.groupby("user_id", sort=False)}
+    by_user = dict(list(timelines.groupby("user_id", sort=False)))
     contexts: dict[tuple[str, str], MemberContext] = {}
     for row in members.itertuples(index=False):
         history = by_user[row.user_id]
@@ -109,15 +111,18 @@ def _query_line(item_id: str, text: str) -> str:
     return f"query item (id {item_id}): {text}"
 
 
-def pointwise_prompt(member: MemberContext, item_id: str, item_text: str) -> str:
+def pointwise_prompt(
+    member: MemberContext, item_id: str, item_text: str, scale: tuple[float, float] = (1, 5)
+) -> str:
+    low, high = scale
     return (
-        "You predict how a user rates an item on a 1-5 scale.\n"
+        f"You predict how a user rates an item on a {low:g}-{high:g} scale.\n"
         f"user id: {member.user_id}\n"
         f"The user's mean rating is {member.user_mean:.3f}. Items from their history most "
         "related to the query, with the user's rating relative to that mean:\n"
         f"{_history_lines(member)}\n"
         f"{_query_line(item_id, item_text)}\n"
-        'Answer with JSON only: {"rating": <a number from 1 to 5>}'
+        f'Answer with JSON only: {{"rating": <a number from {low:g} to {high:g}>}}'
     )
 
 
@@ -180,7 +185,7 @@ def parse_rating(text: str | None, *, low: float = 1.0, high: float = 5.0) -> fl
         match = _RATING.search(text) or _NUMBER.match(text)
         value = match.group(1) if match else None
     try:
-        rating = float(value)  # type: ignore[arg-type]
+        rating = float(value)
     except (TypeError, ValueError):
         return None
     return rating if np.isfinite(rating) and low <= rating <= high else None

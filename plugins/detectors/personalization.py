@@ -39,13 +39,14 @@ from audit_sdk.report_model import Finding, GroupEstimate
 from audit_sdk.thresholds import Threshold, evaluate_threshold
 
 from ._personalization_groups import GroupSettings, PersonalizationGroups, build_groups
-from ._personalization_methods import LLMMethod, MethodRun, run_llm_method, run_scorer
+from ._personalization_methods import LLM_METHODS, LLMMethod, MethodRun, run_llm_method, run_scorer
 from ._personalization_metrics import (
     error_intervals,
     group_taus,
     summarize_taus,
     user_concordance,
 )
+from ._personalization_prompts import member_contexts
 
 __all__ = ["PersonalizationDetector", "PersonalizationParams"]
 
@@ -61,7 +62,7 @@ class PersonalizationParams(GroupSettings):
         4, ge=0, description="history items per user in a prompt, the most relevant by BM25"
     )
     methods: list[LLMMethod] = Field(
-        default_factory=lambda: ["pointwise", "pairwise", "listwise"],
+        default_factory=lambda: list(LLM_METHODS),
         description="LLM prompting methods, run with every generating model",
     )
     scorers: list[str] = Field(
@@ -146,13 +147,22 @@ class PersonalizationDetector(Detector):
             label = scorer.rpartition(":")[2]
             runs.append((MethodRun(label, run.predictions, run.counts), False))
         findings: list[Finding] = [self._groups_finding(context, groups)]
-        for label, adapter in self._generators(context):
+        generators = self._generators(context) if params.methods else []
+        prompt_context = (
+            member_contexts(
+                groups.members, groups.timelines, context.dataset.catalog.frame, k=params.history_k
+            )
+            if generators
+            else ({}, {})
+        )
+        ratings = interactions.frame["rating"]
+        scale = (float(ratings.min()), float(ratings.max()))
+        for label, adapter in generators:
             for method in params.methods:
                 run = run_llm_method(
                     method,
                     groups,
-                    catalog=context.dataset.catalog.frame,
-                    k=params.history_k,
+                    prompt_context,
                     service=context.generation,
                     adapter=adapter,
                     params=GenerationParams(
@@ -161,6 +171,7 @@ class PersonalizationDetector(Detector):
                         seed=context.seed,
                     ),
                     label=label,
+                    scale=scale,
                 )
                 name = method if label == "subject" else f"{method}@{label}"
                 runs.append((MethodRun(name, run.predictions, run.counts, run.examples), True))
@@ -209,7 +220,6 @@ class PersonalizationDetector(Detector):
             detector=self.name,
             metric="groups",
             subject=context.subject.name,
-            estimate=float(groups.n_groups),
             n=groups.n_groups,
             status="pass",
             explanation=(
@@ -217,7 +227,7 @@ class PersonalizationDetector(Detector):
                 + ", ".join(f"{d}: {n}" for d, n in sizes.items())
                 + f") from {groups.counts['ratings']} ratings"
             ),
-            groups=[GroupEstimate(group=str(d), n=int(n), estimate=float(n)) for d, n in sizes.items()],
+            groups=[GroupEstimate(group=str(d), n=int(n), estimate=None) for d, n in sizes.items()],
             group_by="difficulty",
             reference=REFERENCE,
             details={"group_construction": groups.counts},

@@ -1,0 +1,169 @@
+"""The personalization detector on a rating world with planted per-user preferences: reference
+scorers recover the truth (or chance), LLM methods run through a real callable adapter, and bad
+input gives skipped or warn findings with counts."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+import pandas as pd
+import pytest
+from audit_sdk.adapters.callable_adapter import CallableAdapter, CallableParams
+from audit_sdk.plugins.detectors._personalization_groups import GroupSettings, build_groups
+from audit_sdk.plugins.detectors._personalization_methods import run_scorer
+from audit_sdk.plugins.detectors._personalization_metrics import group_taus, summarize_taus
+from audit_sdk.plugins.detectors.personalization import (
+    PersonalizationDetector,
+    PersonalizationParams,
+)
+
+from audit_sdk.data.tables import Interactions
+from audit_sdk.execution import LocalExecutor
+from audit_sdk.interfaces import AuditContext
+from audit_sdk.services import AuditServices, GenerationService, ModelHandle, ModelRoles
+from audit_sdk.testing import check_detector, make_host
+from tests.personalization_worlds import install_truth, rating_world, world_context
+
+WORLD = "tests.personalization_worlds"
+SCORERS = {
+    "oracle": f"{WORLD}:true_rating_scorer",
+    "planted": f"{WORLD}:planted_preference_scorer",
+    "item_quality": f"{WORLD}:item_quality_scorer",
+    "random": "random",
+}
+
+
+def _scorer_taus(seed: int) -> dict[str, tuple[float, float, float]]:
+    """Mean tau with its CI per scorer on one world."""
+    dataset = rating_world(seed)
+    groups = build_groups(dataset.interactions.frame, GroupSettings(), np.random.default_rng(seed))
+    out = {}
+    for label, scorer in SCORERS.items():
+        run = run_scorer(scorer, groups, dataset, np.random.default_rng(seed + 1))
+        overall, _ = summarize_taus(
+            group_taus(run.predictions),
+            confidence=0.95,
+            n_resamples=400,
+            rng=np.random.default_rng(seed + 2),
+        )
+        out[label] = (overall.estimate, overall.low, overall.high)
+    return out
+
+
+def _check_planted(results: list[dict[str, tuple[float, float, float]]]) -> None:
+    for result in results:
+        assert result["oracle"][0] > 0.99
+        assert result["planted"][1] > 0.5
+        low, high = result["item_quality"][1:]
+        assert low <= 0.0 <= high
+    covered = [r["random"][1] <= 0.0 <= r["random"][2] for r in results]
+    # A 95% interval covers the true 0 about 95% of the time.
+    assert np.mean(covered) >= (1.0 if len(results) < 10 else 0.85)
+    assert abs(np.mean([r["random"][0] for r in results])) < 0.05
+
+
+def test_scorers_recover_planted_preferences_on_a_few_worlds():
+    _check_planted([_scorer_taus(seed) for seed in (0, 1, 2)])
+
+
+@pytest.mark.slow
+def test_scorers_recover_planted_preferences_over_many_worlds():
+    _check_planted([_scorer_taus(seed) for seed in range(3, 33)])
+
+
+def _with_generator(context: AuditContext, target: str) -> AuditContext:
+    adapter = CallableAdapter(CallableParams(target=target))
+    services = AuditServices(
+        generation=GenerationService(cache_path=None),
+        models=ModelRoles({}),
+        subject=ModelHandle("subject", spec=None, settings=None, live=adapter),
+        executor=LocalExecutor(),
+    )
+    return dataclasses.replace(context, services=services)
+
+
+def _small_params(**changes) -> PersonalizationParams:
+    return PersonalizationParams(max_groups_per_size=25, **changes)
+
+
+def _by_metric(findings):
+    return {f.metric: f for f in findings}
+
+
+def test_llm_methods_through_a_callable_oracle_rank_every_group_right(tmp_path):
+    dataset = rating_world(4, n_users=120)
+    install_truth(dataset)
+    context = _with_generator(world_context(dataset), f"{WORLD}:oracle_generate")
+    path = tmp_path / "predictions.csv"
+    detector = PersonalizationDetector(_small_params(predictions_path=str(path)))
+    findings = _by_metric(detector.detect(context))
+    for method in ("pointwise", "pairwise", "listwise"):
+        finding = findings[f"kendall_tau:{method}"]
+        assert finding.estimate == pytest.approx(1.0)
+        assert finding.status == "pass"
+        assert finding.details["counts"]["malformed"] == 0
+        assert [g.group for g in finding.groups] == ["easy", "medium", "hard"]
+    assert findings["kendall_tau:pairwise"].details["counts"]["pairs_disagreeing"] == 0
+    assert findings["mae:pointwise"].estimate == pytest.approx(0.0)
+    assert "user_concordance:pointwise:group_gap" in findings
+    table = pd.read_csv(path)
+    assert {"group_id", "user_id", "method", "predicted", "rating", "relative"} <= set(table)
+    assert set(table["method"]) >= {"pointwise", "pairwise", "listwise", "random"}
+
+
+def test_answers_that_never_parse_give_warn_findings_with_counts():
+    dataset = rating_world(5, n_users=80)
+    context = _with_generator(world_context(dataset), f"{WORLD}:garbage_generate")
+    findings = _by_metric(PersonalizationDetector(_small_params()).detect(context))
+    for method in ("pointwise", "pairwise", "listwise"):
+        finding = findings[f"kendall_tau:{method}"]
+        counts = finding.details["counts"]
+        assert finding.status == "warn"
+        assert counts["prompts"] > 0
+        assert counts["malformed"] == counts["prompts"]
+        assert finding.details["malformed_examples"]
+        assert "malformed" in finding.explanation
+
+
+def test_reference_scorers_without_a_generating_adapter():
+    context = world_context(rating_world(6))
+    findings = _by_metric(PersonalizationDetector().detect(context))
+    assert findings["kendall_tau:llm"].status == "skipped"
+    assert findings["groups"].details["group_construction"]["groups"] == findings["groups"].n
+    for scorer in ("random", "user_mean", "item_mean", "constant_rating"):
+        finding = findings[f"kendall_tau:{scorer}"]
+        assert finding.threshold is None  # reference points, never judged
+        assert finding.ci_low <= finding.estimate <= finding.ci_high
+    # Ranking "one rating for everyone minus the user's mean" is not chance (see the
+    # constant_rating scorer's documentation): the pointwise floor.
+    assert findings["kendall_tau:constant_rating"].ci_low > 0
+
+
+def _drop_column(context: AuditContext, column: str) -> AuditContext:
+    frame = context.dataset.interactions.frame.drop(columns=[column])
+    dataset = context.dataset.replace(interactions=Interactions(frame))
+    return dataclasses.replace(context, dataset=dataset)
+
+
+@pytest.mark.parametrize("column", ["rating", "timestamp"])
+def test_a_dataset_without_ratings_or_timestamps_is_skipped_with_the_reason(column):
+    context = _drop_column(world_context(rating_world(7, n_users=30)), column)
+    (finding,) = PersonalizationDetector().detect(context)
+    assert finding.status == "skipped"
+    assert column in finding.explanation
+
+
+def test_no_group_passing_the_filters_is_skipped_with_counts():
+    context = world_context(rating_world(8, n_users=30))
+    (finding,) = PersonalizationDetector(PersonalizationParams(min_history=500)).detect(context)
+    assert finding.status == "skipped"
+    assert finding.details["group_construction"]["dropped_short_history"] > 0
+    assert "min_history" in finding.explanation
+
+
+def test_detector_is_registered_and_passes_the_conformance_check():
+    registration = make_host().get("detector", "personalization")
+    assert registration.cls is PersonalizationDetector
+    context = world_context(rating_world(9, n_users=80))
+    check_detector(PersonalizationDetector(_small_params()), context)

@@ -631,7 +631,7 @@ def gate_report_files(
     The report must belong to a published report set: when its folder has a manifest
     (``audit-manifest.json``) the report must match it; without one, it is an error when
     ``require_manifest`` (the command line's default)."""
-    from audit_sdk.report_writing import verify_manifest
+    from audit_sdk.report_manifest import verify_manifest
 
     policy = load_policy(policy_path) if policy_path is not None else None
     for path in (report_path, baseline_path):

@@ -3,10 +3,8 @@
 A reporter is a plugin and may be broken; a disk may be full, read-only or shared with another
 audit. :func:`write_reports` therefore
 
-1. makes the report safe to write: finding ``details`` become JSON data (a value that is not,
-   such as an object, is stored as its text and the finding gets a warning), every string
-   passes the redaction layer (:mod:`audit_sdk.redaction`), and lone surrogates become
-   ``\\udcxx`` escapes;
+1. makes the report safe to write (:mod:`audit_sdk.report_preparation`): JSON data only,
+   every string redacted (:mod:`audit_sdk.redaction`) and encodable;
 2. renders every reporter into memory, recording the ones that raise. ``report.json`` is the
    source of truth: when the JSON reporter is requested and fails, *nothing* is written;
 3. takes the output folder's lock (``flock`` on the folder itself, so no lock file is left
@@ -28,25 +26,33 @@ from __future__ import annotations
 
 import contextlib
 import errno
-import hashlib
 import json
-import math
 import os
 import shutil
 import time
 import uuid
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime
-from enum import Enum
-from pathlib import Path, PurePath
+from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any, Literal
 
 from audit_sdk.atomic_io import TEMP_SUFFIX, write_new_file
 from audit_sdk.interfaces import Reporter
-from audit_sdk.redaction import redact_data, redact_text
-from audit_sdk.report_model import Finding, Report
-from audit_sdk.thresholds import unmatched_threshold_keys
+from audit_sdk.redaction import redact_text
+from audit_sdk.report_manifest import (
+    MANIFEST_FORMAT,
+    MANIFEST_NAME,
+    STAGING_PREFIX,
+    ManifestProblem,
+    filename_problem,
+    manifest_files,
+    read_manifest,
+    sha256_hex,
+    verify_manifest,
+)
+from audit_sdk.report_model import Report
+from audit_sdk.report_preparation import json_safe, prepare_report
 
 try:
     import fcntl
@@ -64,9 +70,6 @@ __all__ = [
     "write_reports",
 ]
 
-MANIFEST_NAME = "audit-manifest.json"
-MANIFEST_FORMAT = "audit-sdk-report-set"
-STAGING_PREFIX = ".audit-sdk-staging-"
 JSON_REPORT = "report.json"
 DEFAULT_LOCK_TIMEOUT_S = 300.0
 
@@ -131,150 +134,6 @@ def _describe(exc: BaseException) -> str:
     return redact_text(f"{type(exc).__name__}: {exc}")
 
 
-def _filename_problem(filename: object) -> str | None:
-    if not isinstance(filename, str) or not filename:
-        return f"its `filename` must be a non-empty string (got {filename!r})"
-    separators = {os.sep, os.altsep, "/", "\\"} - {None}
-    if filename in {".", ".."} or any(sep in filename for sep in separators):  # type: ignore[operator]
-        return f"its `filename` must be a plain file name without folders (got {filename!r})"
-    if filename == MANIFEST_NAME or filename.startswith(STAGING_PREFIX):
-        return f"its `filename` {filename!r} is reserved for the report set's manifest"
-    return None
-
-
-# -- making the report safe to write -----------------------------------------------------------
-
-
-def json_safe(value: Any, *, where: str = "details", problems: list[str] | None = None) -> Any:
-    """``value`` as JSON data: mappings with string keys, lists, strings, finite numbers,
-    booleans and None. NumPy and pandas scalars and arrays, dates, paths, enums and sets are
-    converted; anything else becomes its text and is recorded in ``problems``."""
-    seen: set[int] = set()
-    problems = problems if problems is not None else []
-
-    def convert(item: Any, path: str, depth: int) -> Any:
-        if item is None or isinstance(item, bool | str):
-            return item
-        if isinstance(item, int):
-            return item
-        if isinstance(item, float):
-            return item if math.isfinite(item) else None
-        if depth > 64:
-            problems.append(f"{path}: nested deeper than 64 levels; cut")
-            return None
-        if isinstance(item, Enum):
-            return convert(item.value, path, depth + 1)
-        if isinstance(item, datetime | date):
-            return item.isoformat()
-        if isinstance(item, PurePath):
-            return str(item)
-        if isinstance(item, bytes):
-            return item.decode("utf-8", errors="replace")
-        if hasattr(item, "dtype") and hasattr(item, "item") and getattr(item, "ndim", 1) == 0:
-            return convert(item.item(), path, depth + 1)  # numpy scalar
-        if id(item) in seen:
-            problems.append(f"{path}: refers to itself; cut")
-            return None
-        if isinstance(item, Mapping):
-            seen.add(id(item))
-            out = {str(k): convert(v, f"{path}.{k}", depth + 1) for k, v in item.items()}
-            seen.discard(id(item))
-            return out
-        if isinstance(item, list | tuple | set | frozenset):
-            seen.add(id(item))
-            items = list(item)
-            if isinstance(item, set | frozenset):
-                items.sort(key=repr)
-            out_list = [convert(v, f"{path}[{i}]", depth + 1) for i, v in enumerate(items)]
-            seen.discard(id(item))
-            return out_list
-        if hasattr(item, "tolist"):  # numpy arrays, pandas Series/Index
-            try:
-                return convert(item.tolist(), path, depth + 1)
-            except Exception:
-                pass
-        if hasattr(item, "isoformat"):
-            with contextlib.suppress(Exception):
-                return str(item.isoformat())
-        problems.append(f"{path}: a {type(item).__name__} is not JSON data; stored as its text")
-        try:
-            return str(item)
-        except Exception:
-            return f"<{type(item).__name__}>"
-
-    return convert(value, where, 0)
-
-
-def _safe_finding(finding: Finding, notes: list[str]) -> Finding:
-    problems: list[str] = []
-    details = json_safe(finding.details, where="details", problems=problems)
-    if not problems:
-        try:
-            json.dumps(details, allow_nan=False)
-            return (
-                finding
-                if details == finding.details
-                else finding.model_copy(update={"details": details})
-            )
-        except (TypeError, ValueError):
-            pass
-    warnings = [*finding.warnings, *(f"report writing: {p}" for p in problems)]
-    notes.extend(f"{finding.key}: {p}" for p in problems)
-    return finding.model_copy(update={"details": details, "warnings": warnings})
-
-
-def threshold_notes(report: Report) -> list[str]:
-    """A note for each configured threshold key that matched no metric of its detector."""
-    detectors = report.provenance.config.get("detectors")
-    if not isinstance(detectors, list):
-        return []
-    notes = []
-    for i, entry in enumerate(detectors):
-        if not isinstance(entry, dict) or not entry.get("thresholds"):
-            continue
-        name = entry.get("name")
-        found = [f for f in report.findings if f.detector == name]
-        if not found or all(
-            f.status in ("error", "skipped") and f.metric == "(all)" for f in found
-        ):
-            continue  # the detector did not run: its metrics are unknown
-        metrics = sorted({f.metric for f in found})
-        for key in unmatched_threshold_keys(entry["thresholds"], metrics):
-            shown = ", ".join(metrics[:8]) + (", ..." if len(metrics) > 8 else "")
-            notes.append(
-                f"detectors[{i}] ({name}): threshold key {key!r} matches no metric this "
-                f"detector reported, so it was not applied; check its spelling (metrics: {shown})"
-            )
-    return notes
-
-
-def prepare_report(report: Report) -> tuple[Report, list[str]]:
-    """``report`` with JSON-safe finding details and every string redacted, notes for
-    threshold keys that matched nothing, and the list of details converted to text."""
-    notes: list[str] = []
-    findings = [_safe_finding(f, notes) for f in report.findings]
-    extra = [n for n in threshold_notes(report) if n not in report.notes]
-    safe = report.model_copy(update={"findings": findings, "notes": [*report.notes, *extra]})
-    data = _encodable(redact_data(safe.model_dump(mode="json")))
-    return Report.model_validate(data), notes
-
-
-def _encodable(value: Any) -> Any:
-    """``value`` with lone surrogates (from bytes that were not UTF-8, or a JSONL ``\\udcff``)
-    written as ``\\udcff`` escapes, so every format can encode it."""
-    if isinstance(value, str):
-        try:
-            value.encode("utf-8")
-            return value
-        except UnicodeEncodeError:
-            return value.encode("utf-8", errors="backslashreplace").decode("utf-8")
-    if isinstance(value, dict):
-        return {_encodable(k): _encodable(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_encodable(v) for v in value]
-    return value
-
-
 # -- the output folder's lock ------------------------------------------------------------------
 
 
@@ -307,76 +166,6 @@ def _folder_lock(folder: Path, timeout_s: float) -> Iterator[None]:
         os.close(fd)
 
 
-# -- manifest ----------------------------------------------------------------------------------
-
-
-def _sha256(data: bytes) -> str:
-    return hashlib.sha256(data).hexdigest()
-
-
-def _read_manifest(folder: Path) -> dict[str, Any] | None:
-    try:
-        data = json.loads((folder / MANIFEST_NAME).read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return None
-    if not isinstance(data, dict) or not isinstance(data.get("files"), dict):
-        return None
-    return data
-
-
-def _manifest_files(manifest: Mapping[str, Any] | None) -> list[str]:
-    if not manifest:
-        return []
-    return [n for n in manifest["files"] if isinstance(n, str) and _filename_problem(n) is None]
-
-
-@dataclass(frozen=True)
-class ManifestProblem:
-    """Why a report file does not belong to a complete, published report set."""
-
-    kind: Literal["missing", "unreadable", "unlisted", "mismatch"]
-    message: str
-
-
-def verify_manifest(report_path: str | Path) -> ManifestProblem | None:
-    """None when ``report_path`` is listed in its folder's manifest with the same size and
-    SHA-256; otherwise what is wrong."""
-    path = Path(report_path)
-    manifest_path = path.parent / MANIFEST_NAME
-    if not manifest_path.exists():
-        return ManifestProblem(
-            "missing",
-            f"{path}: no {MANIFEST_NAME} beside it, so nothing shows it is the complete output "
-            f"of one audit run (the run that wrote it may have failed, or it was copied or "
-            f"written by an audit-sdk older than 0.2). Re-run the audit, or pass "
-            f"--allow-missing-manifest to gate a bare report.json.",
-        )
-    manifest = _read_manifest(path.parent)
-    if manifest is None:
-        return ManifestProblem(
-            "unreadable", f"{manifest_path}: not a valid report-set manifest. Re-run the audit."
-        )
-    entry = manifest["files"].get(path.name)
-    if not isinstance(entry, dict):
-        return ManifestProblem(
-            "unlisted",
-            f"{path}: not listed in {manifest_path} (run {manifest.get('run_id')}), so it is "
-            f"not this run's report. Re-run the audit.",
-        )
-    try:
-        data = path.read_bytes()
-    except OSError as exc:
-        return ManifestProblem("unreadable", f"{path}: cannot read ({_describe(exc)}).")
-    if entry.get("sha256") != _sha256(data) or entry.get("bytes") != len(data):
-        return ManifestProblem(
-            "mismatch",
-            f"{path}: its contents do not match {manifest_path} (run {manifest.get('run_id')}): "
-            f"the file was changed, or it is from another run, or a run is publishing right "
-            f"now. Re-run the audit (or wait for the running one).",
-        )
-    return None
-
-
 # -- writing -----------------------------------------------------------------------------------
 
 
@@ -397,7 +186,7 @@ def _render_all(
     for item in reporters:
         name = _reporter_name(item)
         filename = getattr(item, "filename", None)
-        problem = _filename_problem(filename)
+        problem = filename_problem(filename)
         if problem is not None:
             result.failures.append(ReporterFailure(name, None, "render", problem))
             continue
@@ -456,8 +245,8 @@ def _invalidate_previous(
 ) -> set[str]:
     """Remove the previous run's manifest and files, and stale files named like this run's:
     nothing of an earlier run may pass for this run's output."""
-    previous = _read_manifest(out_dir)
-    names = set(_manifest_files(previous)) | set(filenames)
+    previous = read_manifest(out_dir)
+    names = set(manifest_files(previous)) | set(filenames)
     removed = {n for n in names if _remove(out_dir / n, result)}
     _remove(out_dir / MANIFEST_NAME, result)
     return removed
@@ -527,7 +316,7 @@ def write_reports(
             staging.mkdir()
             for _, filename, data in rendered:
                 write_new_file(staging / filename, data)
-                files[filename] = {"sha256": _sha256(data), "bytes": len(data)}
+                files[filename] = {"sha256": sha256_hex(data), "bytes": len(data)}
             manifest = {
                 "format": MANIFEST_FORMAT,
                 "version": 1,
@@ -572,7 +361,7 @@ def _publish(
     render_failed: set[str],
     result: ReportWriteResult,
 ) -> None:
-    previous = _read_manifest(out_dir)
+    previous = read_manifest(out_dir)
     try:
         manifest_path = out_dir / MANIFEST_NAME
         if manifest_path.exists():
@@ -580,7 +369,7 @@ def _publish(
         for _, filename, _ in rendered:
             os.replace(staging / filename, out_dir / filename)
         keep = set(files)
-        stale = (set(_manifest_files(previous)) | render_failed) - keep
+        stale = (set(manifest_files(previous)) | render_failed) - keep
         removed = {n for n in stale if _remove(out_dir / n, result)}
         _mark_removed(result, removed)
         os.replace(staging / MANIFEST_NAME, manifest_path)

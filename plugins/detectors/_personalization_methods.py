@@ -1,17 +1,7 @@
 """How the personalization detector gets a ranking of each group's users.
 
-* **Scorers** (no model call): a function ``fn(queries, dataset) -> scores`` with one score
-  per row of ``queries`` (``group_id, user_id, item_id, timestamp, user_mean, history_n``),
-  higher meaning the user likes the item more *relative to their own mean*; ranked directly.
-  Built-ins are reference points: ``random`` (a seeded draw per member), ``user_mean`` (predicts
-  each user's mean: no relative information), ``item_mean`` (the item's mean rating: item
-  quality only, the same for every member of a group) and ``constant_rating`` (the pointwise
-  floor: one rating for everyone, ranked like pointwise predictions by prediction minus the
-  user's mean). The last one is *not* at chance: subtracting each user's mean ranks harsh
-  raters first, and a user's relative rating shares the noise of their estimated mean
-  (regression to the mean) and the ceiling of the scale, so on rating data it scores a
-  positive tau that a pointwise LLM must beat before its pointwise tau means anything. A
-  ``"package.module:function"`` names any other.
+* **Scorers** (no model call, :mod:`._personalization_scorers`): one score per member, higher
+  meaning the user likes the item more relative to their own mean; ranked directly.
 * **LLM methods** (PerRecBench, arXiv 2501.13391, Sec. 3.3), through the audit's generation
   service: ``pointwise`` (each member's rating, ranked by prediction minus the user's mean),
   ``pairwise`` (every pair asked in both orders; a pair counts for the user both answers
@@ -26,8 +16,6 @@ counts of prompts, malformed answers, generation errors and (pairwise) disagreei
 
 from __future__ import annotations
 
-import importlib
-from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -44,6 +32,7 @@ from ._personalization_prompts import (
     parse_rating,
     pointwise_prompt,
 )
+from ._personalization_scorers import resolve_scorer
 
 if TYPE_CHECKING:
     from audit_sdk.data.tables import Dataset
@@ -53,13 +42,10 @@ if TYPE_CHECKING:
     from ._personalization_groups import PersonalizationGroups
 
 __all__ = [
-    "BUILTIN_SCORERS",
     "LLM_METHODS",
     "LLMMethod",
     "MethodRun",
     "PromptContext",
-    "Scorer",
-    "resolve_scorer",
     "run_llm_method",
     "run_scorer",
 ]
@@ -68,7 +54,6 @@ LLMMethod = Literal["pointwise", "pairwise", "listwise"]
 LLM_METHODS: tuple[LLMMethod, ...] = ("pointwise", "pairwise", "listwise")
 PromptContext = tuple[dict[tuple[str, str], MemberContext], dict[str, str]]
 """each (group, user)'s context and each query item's text (:func:`member_contexts`)"""
-Scorer = Callable[[pd.DataFrame, "Dataset"], "Sequence[float] | np.ndarray"]
 
 
 @dataclass(frozen=True)
@@ -97,51 +82,6 @@ def _base(groups: PersonalizationGroups) -> pd.DataFrame:
     return groups.members[
         ["group_id", "difficulty", "size", "user_id", "item_id", "rating", "user_mean", "relative"]
     ].reset_index(drop=True)
-
-
-def _item_mean_scorer(queries: pd.DataFrame, dataset: Dataset) -> np.ndarray:
-    frame = dataset.interactions.frame
-    means = frame.dropna(subset=["rating"]).groupby("item_id")["rating"].mean()
-    return means.reindex(queries["item_id"]).fillna(float(means.mean())).to_numpy()
-
-
-def _user_mean_scorer(queries: pd.DataFrame, dataset: Dataset) -> np.ndarray:
-    return np.zeros(len(queries))  # predicted rating = user mean: relative 0 for everyone
-
-
-def _constant_rating_scorer(queries: pd.DataFrame, dataset: Dataset) -> np.ndarray:
-    # The pointwise floor: one rating for everyone, ranked as pointwise ranks (minus the
-    # user's mean), so harsher raters rank higher.
-    rating = dataset.interactions.frame["rating"]
-    return float(rating.mean()) - queries["user_mean"].to_numpy(dtype=float)
-
-
-BUILTIN_SCORERS: dict[str, Scorer] = {
-    "user_mean": _user_mean_scorer,
-    "item_mean": _item_mean_scorer,
-    "constant_rating": _constant_rating_scorer,
-}
-
-
-def resolve_scorer(name: str) -> Scorer | None:
-    """A built-in scorer, a ``package.module:function``, or None for ``random`` (which needs
-    the detector's generator)."""
-    if name == "random":
-        return None
-    if name in BUILTIN_SCORERS:
-        return BUILTIN_SCORERS[name]
-    module, sep, attribute = name.partition(":")
-    if not sep:
-        known = ", ".join(["random", *BUILTIN_SCORERS])
-        raise ValueError(
-            f"unknown scorer {name!r}: use one of {known} or 'package.module:function'"
-        )
-    obj: Any = importlib.import_module(module)
-    for part in attribute.split("."):
-        obj = getattr(obj, part)
-    if not callable(obj):
-        raise ValueError(f"scorer {name!r} is not callable")
-    return obj
 
 
 def run_scorer(

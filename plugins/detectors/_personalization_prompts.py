@@ -79,13 +79,18 @@ def member_contexts(
     def text_of(item: str) -> str:
         return str(texts.get(item, item))
 
-    by_user = dict(list(timelines.groupby("user_id", sort=False)))
+    ordered = timelines.reset_index(drop=True)
+    item_ids = ordered["item_id"].to_numpy(dtype=object)
+    times = pd.to_datetime(ordered["timestamp"], utc=True).to_numpy(dtype="datetime64[ns]")
+    ratings = ordered["rating"].to_numpy(dtype=float)
+    by_user = ordered.groupby("user_id", sort=False).indices
+    member_times = pd.to_datetime(members["timestamp"], utc=True).to_numpy(dtype="datetime64[ns]")
     contexts: dict[tuple[str, str], MemberContext] = {}
-    for row in members.itertuples(index=False):
-        history = by_user[row.user_id]
-        earlier = history[history["timestamp"] < row.timestamp]
-        items = earlier["item_id"].to_numpy(dtype=object)[::-1]  # most recent first
-        relative = (earlier["rating"].to_numpy(dtype=float) - row.user_mean)[::-1]
+    for row, t in zip(members.itertuples(index=False), member_times, strict=True):
+        positions = np.asarray(by_user[row.user_id])
+        earlier = positions[times[positions] < t][::-1]  # most recent first
+        items = item_ids[earlier]
+        relative = ratings[earlier] - row.user_mean
         docs = [text_of(i) for i in items]
         if len(docs) > k:
             scores = BM25Okapi([_tokens(d) for d in docs]).get_scores(_tokens(text_of(row.item_id)))

@@ -54,7 +54,7 @@ REFERENCE = (
     "Tang et al., PerRecBench, arXiv 2501.13391 (Sec. 3: relative-rating groups; Sec. 4: "
     "Kendall tau); Kendall 1945, Eq. 5 (tau-b)"
 )
-_REFERENCE_SCORERS = ("random", "user_mean", "item_mean", "constant_rating")
+_REFERENCE_SCORERS = ("random", "user_mean", "item_mean", "constant_rating", "item_knn")
 
 
 class PersonalizationParams(GroupSettings):
@@ -67,7 +67,8 @@ class PersonalizationParams(GroupSettings):
     )
     scorers: list[str] = Field(
         default_factory=lambda: list(_REFERENCE_SCORERS),
-        description="scorers ranked directly: random, user_mean, item_mean, constant_rating, or "
+        description="scorers ranked directly: random, user_mean, item_mean, constant_rating, "
+        "item_knn, or "
         "'package.module:function' taking (queries, dataset) and returning one score per row",
     )
     generators: list[str] = Field(

@@ -20,7 +20,7 @@ from hypothesis import strategies as st
 
 from audit_sdk.errors import AdapterError
 from audit_sdk.interfaces import GenerationParams
-from audit_sdk.serving import openai_server
+from audit_sdk.serving import openai_server, request_limits
 from audit_sdk.serving.openai_server import OpenAICompatibleServer
 from tests.fault_helpers import MisbehavingServer, cli, completion, send
 
@@ -142,7 +142,7 @@ def test_a_key_with_a_trailing_newline_is_sent_stripped_and_never_shown(
 @pytest.fixture
 def served(monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[str, int]]:
     monkeypatch.setattr(openai_server._Handler, "timeout", 1.0)
-    monkeypatch.setattr(openai_server._BoundedHTTPServer, "max_connections", 4)
+    monkeypatch.setattr(request_limits.BoundedHTTPServer, "max_connections", 4)
     server = OpenAICompatibleServer(TemplateProfileWriter(), port=0)
     server.start()
     try:

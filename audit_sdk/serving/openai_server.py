@@ -34,12 +34,10 @@ that is not JSON, nests deeper than ``MAX_JSON_DEPTH`` or holds a non-finite num
 from __future__ import annotations
 
 import argparse
-import contextlib
 import hmac
 import importlib
 import json
 import logging
-import math
 import os
 import signal
 import sys
@@ -56,16 +54,22 @@ from pydantic import ValidationError
 from audit_sdk.config import format_validation_error
 from audit_sdk.errors import AdapterError, AuditSDKError, ConfigError
 from audit_sdk.interfaces.adapter import GenerationParams, GeneratorAdapter
+from audit_sdk.serving.request_limits import (
+    IDLE_TIMEOUT_S,
+    MAX_BODY_BYTES,
+    MAX_JSON_DEPTH,
+    REQUEST_DEADLINE_S,
+    BoundedHTTPServer,
+    HTTPRequestError,
+    finite_float,
+    json_depth_exceeds,
+    number_field,
+    reject_constant,
+)
 
 __all__ = ["FaultPlan", "OpenAICompatibleServer", "load_adapter", "main", "parse_fault"]
 
 logger = logging.getLogger(__name__)
-
-MAX_BODY_BYTES = 16 * 1024 * 1024
-MAX_JSON_DEPTH = 64
-MAX_CONNECTIONS = 64
-IDLE_TIMEOUT_S = 30.0
-REQUEST_DEADLINE_S = 60.0
 
 
 @dataclass
@@ -117,14 +121,6 @@ def parse_fault(spec: str, plan: FaultPlan | None = None) -> FaultPlan:
     return plan
 
 
-class _HTTPError(Exception):
-    def __init__(self, status: int, message: str, *, kind: str = "invalid_request_error") -> None:
-        super().__init__(message)
-        self.status = status
-        self.message = message
-        self.kind = kind
-
-
 class OpenAICompatibleServer:
     """Serves one adapter's ``generate`` as an OpenAI-compatible API.
 
@@ -162,7 +158,7 @@ class OpenAICompatibleServer:
     def _bind(self) -> ThreadingHTTPServer:
         if self._httpd is None:
             handler = type("Handler", (_Handler,), {"app": self})
-            httpd = _BoundedHTTPServer((self.host, self.port), handler)
+            httpd = BoundedHTTPServer((self.host, self.port), handler)
             httpd.daemon_threads = True
             self._httpd = httpd
             self.port = httpd.server_address[1]
@@ -242,107 +238,15 @@ class OpenAICompatibleServer:
         return list(outputs)
 
 
-class _BoundedHTTPServer(ThreadingHTTPServer):
-    """A threading server that serves at most ``MAX_CONNECTIONS`` connections at once."""
-
-    max_connections = MAX_CONNECTIONS
-
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        self._slots = threading.BoundedSemaphore(self.max_connections)
-
-    def process_request(self, request: Any, client_address: Any) -> None:
-        if not self._slots.acquire(blocking=False):
-            with contextlib.suppress(OSError):
-                request.settimeout(1.0)
-                body = b'{"error": {"message": "too many connections", "type": "server_busy", "code": 503}}'
-                request.sendall(
-                    b"HTTP/1.1 503 Service Unavailable\r\nContent-Type: application/json\r\n"
-                    b"Retry-After: 1\r\nConnection: close\r\nContent-Length: "
-                    + str(len(body)).encode()
-                    + b"\r\n\r\n"
-                    + body
-                )
-            self.shutdown_request(request)
-            return
-        try:
-            super().process_request(request, client_address)
-        except BaseException:
-            self._slots.release()
-            raise
-
-    def handle_error(self, request: Any, client_address: Any) -> None:
-        """A client that resets or stalls is routine: log it, print no traceback."""
-        error = sys.exc_info()[1]
-        if isinstance(error, ConnectionError | TimeoutError):
-            logger.debug("connection from %s ended: %r", client_address, error)
-        else:
-            logger.exception("request from %s failed", client_address)
-
-    def process_request_thread(self, request: Any, client_address: Any) -> None:
-        try:
-            super().process_request_thread(request, client_address)
-        finally:
-            self._slots.release()
-
-
-def _number(body: dict[str, Any], name: str, default: float) -> float:
-    value = body.get(name, default)
-    if value is None:
-        return default
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise _HTTPError(400, f"{name!r} must be a number, not {type(value).__name__}.")
-    try:
-        number = float(value)
-    except OverflowError:
-        raise _HTTPError(400, f"{name!r} is too large.") from None
-    if not math.isfinite(number):
-        raise _HTTPError(400, f"{name!r} must be a finite number.")
-    return number
-
-
-def _reject_constant(name: str) -> Any:
-    raise _HTTPError(400, f"the request body holds {name}, which is not a JSON number.")
-
-
-def _finite_float(text: str) -> float:
-    value = float(text)
-    if not math.isfinite(value):
-        raise _HTTPError(400, f"the number {text[:40]} is out of range.")
-    return value
-
-
-def _json_depth_exceeds(text: str, limit: int) -> bool:
-    """Whether brackets nest deeper than ``limit`` (strings skipped); linear, no recursion."""
-    depth = 0
-    in_string = False
-    escaped = False
-    for char in text:
-        if in_string:
-            if escaped:
-                escaped = False
-            elif char == "\\":
-                escaped = True
-            elif char == '"':
-                in_string = False
-        elif char == '"':
-            in_string = True
-        elif char in "[{":
-            depth += 1
-            if depth > limit:
-                return True
-        elif char in "]}":
-            depth -= 1
-    return False
-
-
 def _generation_params(body: dict[str, Any]) -> GenerationParams:
-    temperature = _number(body, "temperature", 0.8)
-    top_p = _number(body, "top_p", 1.0)
-    max_tokens = _number(body, "max_tokens", 96)
-    seed = _number(body, "seed", 0)
+    temperature = number_field(body, "temperature", 0.8)
+    top_p = number_field(body, "top_p", 1.0)
+    max_tokens = number_field(body, "max_tokens", 96)
+    seed = number_field(body, "seed", 0)
     if not 0 <= temperature <= 2 or not 0 < top_p <= 1 or max_tokens < 1:
-        raise _HTTPError(400, "temperature must be in [0, 2], top_p in (0, 1], max_tokens >= 1.")
+        raise HTTPRequestError(
+            400, "temperature must be in [0, 2], top_p in (0, 1], max_tokens >= 1."
+        )
     return GenerationParams(
         temperature=temperature, top_p=top_p, max_new_tokens=int(max_tokens), seed=int(seed)
     )
@@ -350,16 +254,16 @@ def _generation_params(body: dict[str, Any]) -> GenerationParams:
 
 def _chat_prompt(messages: Any) -> str:
     if not isinstance(messages, list) or not messages:
-        raise _HTTPError(400, "'messages' must be a non-empty list.")
+        raise HTTPRequestError(400, "'messages' must be a non-empty list.")
     parts = []
     for message in messages:
         if not isinstance(message, dict):
-            raise _HTTPError(400, "each message must be an object with 'role' and 'content'.")
+            raise HTTPRequestError(400, "each message must be an object with 'role' and 'content'.")
         content = message.get("content")
         if isinstance(content, list):  # content parts: [{"type": "text", "text": ...}]
             content = "".join(part.get("text", "") for part in content if isinstance(part, dict))
         if not isinstance(content, str):
-            raise _HTTPError(400, "each message needs a string 'content'.")
+            raise HTTPRequestError(400, "each message needs a string 'content'.")
         parts.append(content)
     return "\n\n".join(parts)
 
@@ -392,30 +296,30 @@ class _Handler(BaseHTTPRequestHandler):
     def _read_body(self) -> dict[str, Any]:
         length_header = self.headers.get("Content-Length")
         if length_header is None:
-            raise _HTTPError(411, "a Content-Length header is required.")
+            raise HTTPRequestError(411, "a Content-Length header is required.")
         if self.headers.get("Transfer-Encoding"):
             self.close_connection = True
-            raise _HTTPError(411, "chunked bodies are not supported; send a Content-Length.")
+            raise HTTPRequestError(411, "chunked bodies are not supported; send a Content-Length.")
         text = length_header.strip()
         if not text.isdigit():
             self.close_connection = True
-            raise _HTTPError(400, "Content-Length must be a non-negative integer.")
+            raise HTTPRequestError(400, "Content-Length must be a non-negative integer.")
         length = int(text)
         if length > MAX_BODY_BYTES:
             self.close_connection = True
-            raise _HTTPError(413, f"request body over {MAX_BODY_BYTES} bytes.")
+            raise HTTPRequestError(413, f"request body over {MAX_BODY_BYTES} bytes.")
         raw = self._read_exactly(length)
         try:
             decoded = raw.decode("utf-8")
-            if _json_depth_exceeds(decoded, MAX_JSON_DEPTH):
-                raise _HTTPError(400, f"the request body nests deeper than {MAX_JSON_DEPTH}.")
-            body = json.loads(decoded, parse_constant=_reject_constant, parse_float=_finite_float)
+            if json_depth_exceeds(decoded, MAX_JSON_DEPTH):
+                raise HTTPRequestError(400, f"the request body nests deeper than {MAX_JSON_DEPTH}.")
+            body = json.loads(decoded, parse_constant=reject_constant, parse_float=finite_float)
         except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-            raise _HTTPError(400, f"the request body is not UTF-8 JSON ({exc}).") from None
+            raise HTTPRequestError(400, f"the request body is not UTF-8 JSON ({exc}).") from None
         except RecursionError:
-            raise _HTTPError(400, "the request body nests too deeply.") from None
+            raise HTTPRequestError(400, "the request body nests too deeply.") from None
         if not isinstance(body, dict):
-            raise _HTTPError(400, "the request body must be a JSON object.")
+            raise HTTPRequestError(400, "the request body must be a JSON object.")
         return body
 
     def _read_exactly(self, length: int) -> bytes:
@@ -427,18 +331,20 @@ class _Handler(BaseHTTPRequestHandler):
         while left > 0:
             if time.monotonic() > deadline:
                 self.close_connection = True
-                raise _HTTPError(408, f"the body did not arrive within {REQUEST_DEADLINE_S:g} s.")
+                raise HTTPRequestError(
+                    408, f"the body did not arrive within {REQUEST_DEADLINE_S:g} s."
+                )
             chunk = self.rfile.read1(min(left, 65536))
             if not chunk:
                 self.close_connection = True
-                raise _HTTPError(400, "the body ended before Content-Length bytes.")
+                raise HTTPRequestError(400, "the body ended before Content-Length bytes.")
             chunks.append(chunk)
             left -= len(chunk)
         return b"".join(chunks)
 
     def _check_auth(self) -> None:
         if not self.app.authorized(self.headers.get("Authorization")):
-            raise _HTTPError(401, "missing or invalid API key.", kind="authentication_error")
+            raise HTTPRequestError(401, "missing or invalid API key.", kind="authentication_error")
 
     # -- routes -----------------------------------------------------------------------------
     def do_GET(self) -> None:
@@ -466,8 +372,8 @@ class _Handler(BaseHTTPRequestHandler):
                     },
                 )
             else:
-                raise _HTTPError(404, f"no route GET {path}.")
-        except _HTTPError as exc:
+                raise HTTPRequestError(404, f"no route GET {path}.")
+        except HTTPRequestError as exc:
             self._send_error(exc.status, exc.message, exc.kind)
 
     def do_POST(self) -> None:
@@ -476,15 +382,15 @@ class _Handler(BaseHTTPRequestHandler):
         try:
             body = self._read_body()
             if path not in ("/v1/completions", "/v1/chat/completions"):
-                raise _HTTPError(404, f"no route POST {path}.")
+                raise HTTPRequestError(404, f"no route POST {path}.")
             self._check_auth()
-        except _HTTPError as exc:
+        except HTTPRequestError as exc:
             self._send_error(exc.status, exc.message, exc.kind)
             return
         number = self.app._enter_generation()
         try:
             self._generation(path, body, number)
-        except _HTTPError as exc:
+        except HTTPRequestError as exc:
             self._send_error(exc.status, exc.message, exc.kind)
         except AuditSDKError as exc:  # the adapter rejected this input: retrying won't help
             self._send_error(400, f"the model rejected the request: {exc}")
@@ -514,7 +420,7 @@ class _Handler(BaseHTTPRequestHandler):
             )
             return
         if number <= faults.rate_limit + faults.error500:
-            raise _HTTPError(500, "internal error (injected fault)", kind="server_error")
+            raise HTTPRequestError(500, "internal error (injected fault)", kind="server_error")
         if faults.malformed:
             self._send(200, b'{"id": "cmpl-1", "choices": [{"text": "Their taste')
             return
@@ -527,15 +433,15 @@ class _Handler(BaseHTTPRequestHandler):
 
         model = body.get("model")
         if model is not None and model != self.app.model_name:
-            raise _HTTPError(
+            raise HTTPRequestError(
                 404,
                 f"model {model!r} not found; this server serves {self.app.model_name!r}.",
                 kind="not_found_error",
             )
         if body.get("stream"):
-            raise _HTTPError(400, "streaming is not supported; send stream=false.")
+            raise HTTPRequestError(400, "streaming is not supported; send stream=false.")
         if body.get("n", 1) not in (1, None):
-            raise _HTTPError(400, "only n=1 is supported.")
+            raise HTTPRequestError(400, "only n=1 is supported.")
         params = _generation_params(body)
         chat = path == "/v1/chat/completions"
         if chat:
@@ -547,7 +453,9 @@ class _Handler(BaseHTTPRequestHandler):
             elif isinstance(prompt, list) and prompt and all(isinstance(p, str) for p in prompt):
                 prompts = list(prompt)
             else:
-                raise _HTTPError(400, "'prompt' must be a string or a non-empty list of strings.")
+                raise HTTPRequestError(
+                    400, "'prompt' must be a string or a non-empty list of strings."
+                )
         outputs = self.app.generate(prompts, params)
         created = int(time.time())
         if chat:

@@ -47,18 +47,26 @@ def rating_world(
     # Popular items get more raters, so that groups form.
     popularity = np.arange(1, n_items + 1, dtype=float) ** -0.6
     popularity /= popularity.sum()
-    rows = []
     start = pd.Timestamp("2024-01-01", tz="UTC")
-    for u in range(n_users):
-        chosen = rng.choice(n_items, size=ratings_per_user, replace=False, p=popularity)
-        pref = taste[u, genre[chosen]]
-        raw = 3 + bias[u] + quality[chosen] + pref + rng.normal(0, noise_sd, len(chosen))
-        rating = np.clip(np.round(raw) if rounded else raw, 1, 5)
-        seconds = np.sort(rng.uniform(0, days * 86400, len(chosen)))
-        for j, r, sec, p in zip(chosen, rating, seconds, pref, strict=True):
-            rows.append((users[u], items[j], 1.0, start + pd.Timedelta(seconds=sec), r, p))
+    chosen = np.stack(
+        [rng.choice(n_items, size=ratings_per_user, replace=False, p=popularity) for _ in users]
+    )
+    user_codes = np.repeat(np.arange(n_users), ratings_per_user)
+    item_codes = chosen.ravel()
+    pref = taste[user_codes, genre[item_codes]]
+    noise = rng.normal(0, noise_sd, len(item_codes))
+    raw = 3 + bias[user_codes] + quality[item_codes] + pref + noise
+    rating = np.clip(np.round(raw) if rounded else raw, 1, 5)
+    seconds = np.sort(rng.uniform(0, days * 86400, (n_users, ratings_per_user)), axis=1).ravel()
     frame = pd.DataFrame(
-        rows, columns=["user_id", "item_id", "plays", "timestamp", "rating", "preference"]
+        {
+            "user_id": np.asarray(users, dtype=object)[user_codes],
+            "item_id": np.asarray(items, dtype=object)[item_codes],
+            "plays": 1.0,
+            "timestamp": start + pd.to_timedelta(seconds, unit="s"),
+            "rating": rating,
+            "preference": pref,
+        }
     )
     catalog = pd.DataFrame(
         {

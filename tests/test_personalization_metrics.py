@@ -24,6 +24,7 @@ from audit_sdk.plugins.detectors._personalization_prompts import (
     parse_ranking,
     parse_rating,
 )
+from audit_sdk.plugins.detectors._personalization_scorers import item_knn_scorer
 from scipy import stats
 
 from tests.personalization_worlds import rating_world
@@ -168,3 +169,36 @@ def test_parse_preferred(text, expected):
 )
 def test_parse_ranking(text, expected):
     assert parse_ranking(text, "ABC") == expected
+
+
+def test_item_knn_scorer_matches_a_dense_leave_the_user_out_computation():
+    dataset = rating_world(2, n_users=60, n_items=25, ratings_per_user=12)
+    groups = build_groups(
+        dataset.interactions.frame, GroupSettings(min_history=3), np.random.default_rng(0)
+    )
+    queries = groups.members.head(12).reset_index(drop=True)
+    fast = item_knn_scorer(queries, dataset, neighbours=5)
+    timelines, _ = rating_timelines(dataset.interactions.frame)
+    cells = timelines.groupby(["user_id", "item_id"])["rating"].mean().unstack()
+    centred = cells.sub(cells.mean(axis=1), axis=0).fillna(0.0)
+    for row, query in queries.iterrows():
+        others = centred.drop(index=query.user_id)
+        own = timelines[
+            (timelines["user_id"] == query.user_id)
+            & (timelines["timestamp"] < query.timestamp)
+            & (timelines["item_id"] != query.item_id)
+        ]
+        q = others[query.item_id].to_numpy()
+        sims = np.array(
+            [
+                q
+                @ others[j].to_numpy()
+                / np.sqrt((q @ q) * (others[j].to_numpy() @ others[j].to_numpy()))
+                for j in own["item_id"]
+            ]
+        )
+        relative = own["rating"].to_numpy() - query.user_mean
+        top = np.argsort(-sims, kind="stable")[:5]
+        top = top[sims[top] > 0]
+        expected = sims[top] @ relative[top] / sims[top].sum() if len(top) else 0.0
+        assert fast[row] == pytest.approx(expected)

@@ -63,6 +63,8 @@ class MethodRun:
     counts: dict[str, int] = field(default_factory=dict)
     examples: list[str] = field(default_factory=list)
     """a few malformed answers, to show in the report"""
+    seconds: float = 0.0
+    """wall time of the method (prompting, generation and parsing; the scorer's call)"""
 
     @property
     def n_usable_groups(self) -> int:

@@ -24,6 +24,8 @@ unusable answer leaves that method's average, and a method with no usable group 
 
 from __future__ import annotations
 
+import time
+from dataclasses import replace
 from pathlib import Path
 from typing import Annotated, Any, ClassVar
 
@@ -144,9 +146,11 @@ class PersonalizationDetector(Detector):
             ]
         runs: list[tuple[MethodRun, bool]] = []
         for scorer in params.scorers:
+            began = time.perf_counter()
             run = run_scorer(scorer, groups, context.dataset, context.rng(f"{self.name}:{scorer}"))
             label = scorer.rpartition(":")[2]
-            runs.append((MethodRun(label, run.predictions, run.counts), False))
+            seconds = time.perf_counter() - began
+            runs.append((replace(run, name=label, seconds=seconds), False))
         findings: list[Finding] = [self._groups_finding(context, groups)]
         generators = self._generators(context) if params.methods else []
         prompt_context = (
@@ -160,6 +164,7 @@ class PersonalizationDetector(Detector):
         scale = (float(ratings.min()), float(ratings.max()))
         for label, adapter in generators:
             for method in params.methods:
+                began = time.perf_counter()
                 run = run_llm_method(
                     method,
                     groups,
@@ -175,7 +180,8 @@ class PersonalizationDetector(Detector):
                     scale=scale,
                 )
                 name = method if label == "subject" else f"{method}@{label}"
-                runs.append((MethodRun(name, run.predictions, run.counts, run.examples), True))
+                seconds = time.perf_counter() - began
+                runs.append((replace(run, name=name, seconds=seconds), True))
         if not any(is_llm for _, is_llm in runs) and params.methods:
             findings.append(
                 self._skipped(
@@ -248,6 +254,7 @@ class PersonalizationDetector(Detector):
             "groups_scored": len(scores.frame),
             "constant_predictions": scores.n_constant,
             "kind": "llm" if is_llm else "scorer",
+            "seconds": round(run.seconds, 3),
         }
         if run.examples:
             details["malformed_examples"] = run.examples

@@ -19,6 +19,7 @@ from audit_sdk.plugins.detectors.personalization import (
 )
 
 from audit_sdk.data.tables import Interactions
+from audit_sdk.errors import AuditSDKError
 from audit_sdk.execution import LocalExecutor
 from audit_sdk.interfaces import AuditContext
 from audit_sdk.services import AuditServices, GenerationService, ModelHandle, ModelRoles
@@ -114,6 +115,27 @@ def test_llm_methods_through_a_callable_oracle_rank_every_group_right(tmp_path):
     table = pd.read_csv(path)
     assert {"group_id", "user_id", "method", "predicted", "rating", "relative"} <= set(table)
     assert set(table["method"]) >= {"pointwise", "pairwise", "listwise", "random"}
+
+    # The logged table alone reproduces every method's tau, without a model.
+    replay = PersonalizationDetector(
+        PersonalizationParams(scorers=[], methods=[], logged_predictions=str(path))
+    )
+    replayed = _by_metric(replay.detect(world_context(dataset)))
+    for method in ("pointwise", "pairwise", "listwise", "random", "item_knn"):
+        assert replayed[f"kendall_tau:logged:{method}"].estimate == pytest.approx(
+            findings[f"kendall_tau:{method}"].estimate
+        )
+    assert replayed["mae:logged:pointwise"].estimate == pytest.approx(0.0)
+
+
+def test_a_logged_predictions_table_with_a_missing_column_is_one_clear_error(tmp_path):
+    path = tmp_path / "logged.csv"
+    pd.DataFrame({"group_id": ["g0"], "user_id": ["u1"], "method": ["m"], "rank": [1]}).to_csv(
+        path, index=False
+    )
+    detector = PersonalizationDetector(PersonalizationParams(logged_predictions=str(path)))
+    with pytest.raises(AuditSDKError, match=r"logged_predictions: .*relative \(or rating"):
+        detector.detect(world_context(rating_world(7, n_users=30)))
 
 
 def test_answers_that_never_parse_give_warn_findings_with_counts():

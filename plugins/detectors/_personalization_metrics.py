@@ -124,7 +124,7 @@ def error_intervals(
     """MAE and RMSE of ``rating_predicted`` against ``rating`` with bootstrap CIs over groups
     (each group's mean absolute and mean squared error is one unit; RMSE's interval is the
     square root of the mean squared error's)."""
-    if "rating_predicted" not in predictions:
+    if "rating_predicted" not in predictions or "rating" not in predictions:
         return None
     ok = predictions[np.isfinite(predictions["rating_predicted"].to_numpy(dtype=float))]
     if ok.empty:

@@ -41,6 +41,7 @@ from audit_sdk.report_model import Finding, GroupEstimate
 from audit_sdk.thresholds import Threshold, evaluate_threshold
 
 from ._personalization_groups import GroupSettings, PersonalizationGroups, build_groups
+from ._personalization_logged import read_logged_predictions
 from ._personalization_methods import LLM_METHODS, LLMMethod, MethodRun, run_llm_method, run_scorer
 from ._personalization_metrics import (
     error_intervals,
@@ -82,6 +83,11 @@ class PersonalizationParams(GroupSettings):
     predictions_path: Annotated[str | None, PathParam()] = Field(
         None, description="write every method's per-user predictions here (CSV)"
     )
+    logged_predictions: Annotated[str | None, PathParam()] = Field(
+        None,
+        description="also score predictions produced elsewhere: a CSV with group_id, user_id, "
+        "method, predicted (or rank) and relative (or rating and user_mean)",
+    )
 
 
 class PersonalizationDetector(Detector):
@@ -110,6 +116,15 @@ class PersonalizationDetector(Detector):
         return self.params
 
     def detect(self, context: AuditContext) -> list[Finding]:
+        findings = self._from_dataset(context)
+        if self._params.logged_predictions:
+            for run in read_logged_predictions(self._params.logged_predictions):
+                n_total = int(run.predictions["group_id"].nunique())
+                logged = replace(run, name=f"logged:{run.name}")
+                findings += self._method_findings(context, n_total, logged, judged=True)
+        return findings
+
+    def _from_dataset(self, context: AuditContext) -> list[Finding]:
         interactions = context.dataset.interactions
         missing = [
             what
@@ -192,7 +207,7 @@ class PersonalizationDetector(Detector):
                 )
             )
         for run, is_llm in runs:
-            findings += self._method_findings(context, groups, run, is_llm=is_llm)
+            findings += self._method_findings(context, groups.n_groups, run, judged=is_llm)
         if params.predictions_path:
             self._write_predictions(params.predictions_path, runs)
         return findings
@@ -241,19 +256,21 @@ class PersonalizationDetector(Detector):
         )
 
     def _method_findings(
-        self, context: AuditContext, groups: PersonalizationGroups, run: MethodRun, *, is_llm: bool
+        self, context: AuditContext, n_total: int, run: MethodRun, *, judged: bool
     ) -> list[Finding]:
+        """Tau (overall and per difficulty), MAE/RMSE where ratings were predicted, and per
+        user-group concordance of one method; ``judged``: the audited model's (thresholds
+        apply), not a reference scorer's."""
         confidence, n_resamples = context.bootstrap.confidence, context.bootstrap.n_resamples
         metric = f"kendall_tau:{run.name}"
         scores = group_taus(run.predictions)
-        n_total = groups.n_groups
         unusable = n_total - len(scores.frame)
         details: dict[str, Any] = {
             "counts": run.counts,
             "groups_total": n_total,
             "groups_scored": len(scores.frame),
             "constant_predictions": scores.n_constant,
-            "kind": "llm" if is_llm else "scorer",
+            "kind": "audited" if judged else "reference",
             "seconds": round(run.seconds, 3),
         }
         if run.examples:
@@ -298,7 +315,7 @@ class PersonalizationDetector(Detector):
             )
             for d, iv in by_difficulty.items()
         ]
-        threshold = self.threshold_for(metric) if is_llm else None
+        threshold = self.threshold_for(metric) if judged else None
         text = f"{run.name}: mean Kendall tau-b {overall.estimate:.3f} [{overall.low:.3f}, " + (
             f"{overall.high:.3f}] over {overall.n} groups ("
             + ", ".join(f"{d} {iv.estimate:.2f}" for d, iv in by_difficulty.items())
@@ -354,7 +371,7 @@ class PersonalizationDetector(Detector):
                         reference="PerRecBench, arXiv 2501.13391, Sec. 4.2",
                     )
                 )
-        if is_llm or run.name not in _REFERENCE_SCORERS:
+        if judged or run.name not in _REFERENCE_SCORERS:
             out += self._by_user_group(context, run)
         return out
 

@@ -126,9 +126,9 @@ class MemoryBudget:
     def check_audit_fits(self, *, n_users: int, n_items: int) -> None:
         """Stop at once, before any work, if the smallest chunk of a built-in stage does not fit:
         one bootstrap draw over all users (7 bytes a user) or one user's scores over the
-        catalog (24 bytes an item)."""
+        catalog (25 bytes an item)."""
         self.require(7 * n_users, what=f"one bootstrap draw over {n_users:,} users")
-        self.require(24 * n_items, what=f"scoring one user against {n_items:,} items")
+        self.require(25 * n_items, what=f"scoring one user against {n_items:,} items")
 
 
 def budget_from_config(value: str | None) -> MemoryBudget:

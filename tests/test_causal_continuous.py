@@ -114,6 +114,7 @@ def plr_runs() -> dict[str, np.ndarray]:
     return {"est": est, "low": low, "high": high, "sig": sig, "naive": naive}
 
 
+@pytest.mark.slow
 def test_planted_shares_are_recovered_with_nominal_coverage(
     plr_runs: dict[str, np.ndarray],
 ) -> None:
@@ -127,6 +128,7 @@ def test_planted_shares_are_recovered_with_nominal_coverage(
     assert abs(plr_runs["naive"][:, 0].mean() - truth[0]) > 0.5
 
 
+@pytest.mark.slow
 def test_null_share_rarely_significant(plr_runs: dict[str, np.ndarray]) -> None:
     assert plr_runs["sig"][:, 1].mean() <= 0.08  # false alarms on the null share
     assert plr_runs["sig"][:, 0].mean() >= 0.8  # power on the planted -1.5
@@ -160,6 +162,7 @@ def test_degenerate_shares_are_skipped_with_the_reason() -> None:
     assert rare.skipped is not None and "only 5 units" in rare.skipped
 
 
+@pytest.mark.slow
 def test_difference_of_two_generators_effects_covers_the_planted_difference() -> None:
     """Two generators rate the same users; the difference of their effects, paired through the
     influence functions, covers the planted difference at about the nominal rate."""
@@ -168,7 +171,7 @@ def test_difference_of_two_generators_effects_covers_the_planted_difference() ->
     from .causal_worlds import confounded_world
 
     covered, widths_paired, widths_independent = [], [], []
-    for seed in range(60):
+    for seed in range(40):
         world = confounded_world(1200, seed=seed)
         rng = np.random.default_rng([seed, 5])
         shift = np.array([0.0, 0.0, 0.0, 0.4, 0.0, 0.0])  # B adds +0.4 on metal
@@ -178,7 +181,7 @@ def test_difference_of_two_generators_effects_covers_the_planted_difference() ->
         ra = estimate_ates(world.y, world.treatments, world.covariates, influence_out=ia, seed=seed)
         rb = estimate_ates(y_b, world.treatments, world.covariates, influence_out=ib, seed=seed)
         users = np.arange(len(world.y))
-        for j in (3, 4):  # metal (difference 0.4) and jazz (difference 0)
+        for j in range(len(shift)):  # metal differs by 0.4, the others by 0
             _, se, low, high = difference_of_estimates(
                 rb[j].ate,
                 ib[0][:, j],
@@ -190,6 +193,6 @@ def test_difference_of_two_generators_effects_covers_the_planted_difference() ->
             covered.append(low <= shift[j] <= high)
             widths_paired.append(se)
             widths_independent.append(math.hypot(ra[j].se, rb[j].se))  # type: ignore[arg-type]
-    assert 0.89 <= np.mean(covered) <= 0.99, np.mean(covered)
+    assert 0.92 <= np.mean(covered) <= 0.98, np.mean(covered)
     # the shared outcome noise cancels: pairing is much tighter than independent errors
     assert np.mean(widths_paired) < 0.8 * np.mean(widths_independent)

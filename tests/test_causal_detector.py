@@ -404,6 +404,7 @@ def test_several_generators_are_estimated_separately_never_pooled() -> None:
     assert difference.details["reference_generator"] == "A"
 
 
+@pytest.mark.slow
 def test_status_over_seeds_null_worlds_pass_and_planted_harm_fails() -> None:
     """False alarms at the finding level: a world without effects passes (no untrusted level
     turns it into a warning by accident), a world with the planted harm fails."""

@@ -86,7 +86,7 @@ def test_logged_outputs(tmp_path: Path) -> None:
     texts = TemplateProfileWriter().generate(prompts, params=GenerationParams())
     log = pd.DataFrame(
         {
-            "user_id": [f"u{i}" for i in range(len(prompts))],
+            "user_id": sorted(train.interactions.frame["user_id"].unique())[: len(prompts)],
             "model": "logged-model",
             "window": "all",
             "prompt": prompts,

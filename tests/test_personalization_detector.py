@@ -193,3 +193,50 @@ def test_detector_is_registered_and_passes_the_conformance_check():
     assert registration.cls is PersonalizationDetector
     context = world_context(rating_world(9, n_users=80))
     check_detector(PersonalizationDetector(_small_params()), context)
+
+
+def test_a_whole_audit_on_tabular_ratings_with_an_llm_by_role(tmp_path):
+    from audit_sdk.config import parse_config
+    from audit_sdk.runner import AuditRunner
+
+    dataset = rating_world(10, n_users=100)
+    install_truth(dataset)
+    dataset.interactions.frame.to_csv(tmp_path / "ratings.csv", index=False)
+    catalog = dataset.catalog.frame.drop(columns=["genres"]).reset_index()
+    catalog.to_csv(tmp_path / "items.csv", index=False)
+    config = parse_config(
+        {
+            "dataset": {
+                "loader": "tabular",
+                "params": {
+                    "interactions": str(tmp_path / "ratings.csv"),
+                    "catalog": str(tmp_path / "items.csv"),
+                },
+            },
+            "subject": {"adapter": "popularity"},
+            "baselines": [],
+            "models": {
+                "judge": {"adapter": "callable", "params": {"target": f"{WORLD}:oracle_generate"}}
+            },
+            "stats": {"bootstrap_resamples": 100},
+            "outputs": {"formats": ["json"]},
+            "detectors": [
+                {
+                    "name": "personalization",
+                    "params": {
+                        "generators": ["judge"],
+                        "max_groups_per_size": 15,
+                        "scorers": ["random"],
+                    },
+                }
+            ],
+        }
+    )
+    result = AuditRunner(config, host=make_host(), quiet=True, out_dir=tmp_path / "out").run()
+    findings = {f.metric: f for f in result.report.findings if f.detector == "personalization"}
+    for method in ("pointwise", "pairwise", "listwise"):
+        finding = findings[f"kendall_tau:{method}@judge"]
+        assert finding.estimate == pytest.approx(1.0), finding.explanation
+        assert finding.direction == "higher_is_better"
+        assert finding.value_range == (-1.0, 1.0)
+    assert findings["groups"].details["group_construction"]["groups"] == 45

@@ -436,3 +436,17 @@ def test_generator_differences_are_significant_exactly_when_the_adjusted_interva
     for row in difference.groups:
         low, high = row.extra["fcr_ci_low"], row.extra["fcr_ci_high"]
         assert row.significant == (not (low <= 0 <= high)), row  # type: ignore[operator]
+
+
+def test_per_window_estimates_are_labelled_and_compared() -> None:
+    context = audit_context(600, seed=3, logged=True)
+    findings = _detect(context, families=["genre"], unit="profile", per_window=True)
+    assert [f.metric for f in findings] == [
+        "ate:rating[window 30d]",
+        "ate:rating[window 90d]",
+        "ate:rating:difference",
+    ]
+    first = findings[0]
+    assert first.explanation.startswith("window 30d: ")
+    assert first.n == 600  # one profile per user in a window
+    assert _significant(first) >= {"metal"}

@@ -118,6 +118,11 @@ class CausalEffectsParams(PluginParams):
         description="profiles holding several generators (column 'model'): one estimate per "
         "generator (never pooled)",
     )
+    per_window: bool = Field(
+        False,
+        description="one estimate per profile window too (label generator|window), compared "
+        "like generators; default: the window is a covariate of profile units",
+    )
     unit: Literal["user", "profile"] = Field(
         "user",
         description="for a profiles outcome: average per user, or one unit per profile row "
@@ -378,7 +383,13 @@ class CausalEffectsDetector(Detector):
             details["propensity_model"] = f"LogisticRegression(C={params.propensity_C:g})"
         if generator is not None:
             details["generator"] = generator
-        prefix = f"generator {generator}: " if generator is not None else ""
+        prefix = ""
+        if generator is not None:
+            prefix = (
+                f"{generator}: "
+                if generator.startswith("window ")
+                else (f"generator {generator}: ")
+            )
         threshold = self.threshold_for(base_metric)
         common: dict[str, Any] = {
             "detector": self.name,
@@ -531,22 +542,29 @@ def _metric(outcome: str, generator: str | None) -> str:
 def _generators(
     context: AuditContext, params: CausalEffectsParams, outcome: str
 ) -> list[tuple[str | None, pd.DataFrame | None]]:
-    """(generator, its profiles) to estimate separately; one ``(None, all)`` when the outcome is
-    not a profiles column or the profiles hold one generator."""
+    """(label, its profiles) to estimate separately: one per generator (and, with
+    ``per_window``, per window: ``gpt-x, window 30d``); one ``(None, all)`` when the outcome is
+    not a profiles column or there is nothing to split."""
     profiles = context.subject.profiles
-    if (
-        not params.per_generator
-        or profiles is None
-        or "model" not in profiles.columns
-        or outcome in context.user_table.columns
-        or outcome not in profiles.columns
-    ):
+    if profiles is None or outcome in context.user_table.columns or outcome not in profiles.columns:
         return [(None, profiles)]
-    models = sorted(profiles["model"].dropna().astype(str).unique())
-    if len(models) <= 1:
+    keys: list[str] = []
+    if params.per_generator and "model" in profiles.columns:
+        keys.append("model")
+    if params.per_window and "window" in profiles.columns:
+        keys.append("window")
+    keys = [k for k in keys if profiles[k].dropna().astype(str).nunique() > 1]
+    if not keys:
         return [(None, profiles)]
-    model = profiles["model"].astype(str)
-    return [(m, profiles.loc[model == m].reset_index(drop=True)) for m in models]
+    parts = [
+        profiles[k].astype(str) if k == "model" else "window " + profiles[k].astype(str)
+        for k in keys
+    ]
+    labels = parts[0] if len(parts) == 1 else parts[0] + ", " + parts[1]
+    return [
+        (label, profiles.loc[labels == label].reset_index(drop=True))
+        for label in sorted(labels.unique())
+    ]
 
 
 def _regressor(params: CausalEffectsParams, seed: int) -> Any:

@@ -49,7 +49,8 @@ MIN_USERS = 20
 class GeneralistGapParams(PluginParams):
     quality: str | None = None
     """Quality column: a profile column (e.g. ``downstream_ndcg@10``, ``rating``) or a per-user
-    metric (e.g. ``ndcg@10``). Default: the first of ``downstream_ndcg@10``, ``ndcg@10``,
+    metric (e.g. ``ndcg@10``); ``downstream_ndcg@10`` or ``downstream_recall@10`` absent from
+    the profiles is computed by the ``downstream_utility`` bi-encoder. Default: the first of ``downstream_ndcg@10``, ``ndcg@10``,
     ``downstream_recall@10``, ``rating`` in the profiles, else the audit's first NDCG metric."""
     covariates: list[str] | None = None
     """User-table columns to adjust the slope for (default: log activity, and age if known)."""
@@ -123,6 +124,11 @@ class GeneralistGapDetector(Detector):
             else:
                 quality = next((m for m in context.metric_columns if m.startswith("ndcg")), None)
         elif profiles is not None and quality in profiles.columns:
+            level = "profile"
+        elif profiles is not None and quality.startswith("downstream_"):
+            profiles = _with_downstream_utility(context, profiles)
+            if quality not in profiles.columns:
+                raise _Skip(f"no downstream metric {quality!r}", f"gs_gap:{quality}:quintile_gap")
             level = "profile"
         if quality is None:
             raise _Skip(
@@ -357,6 +363,15 @@ class _Skip(Exception):
     def __init__(self, reason: str, metric: str) -> None:
         super().__init__(reason)
         self.metric = metric
+
+
+def _with_downstream_utility(context: AuditContext, profiles: pd.DataFrame) -> pd.DataFrame:
+    """The profiles with ``downstream_recall@10`` and ``downstream_ndcg@10`` columns from the
+    ``downstream_utility`` detector's bi-encoder (computed once per audit)."""
+    from audit_sdk.plugins.detectors.downstream_utility import downstream_utility_table
+
+    utility = downstream_utility_table(context).drop(columns=["n_positives"])
+    return profiles.join(utility.add_prefix("downstream_"))
 
 
 def _numeric(values: pd.Series, where: str) -> pd.Series:

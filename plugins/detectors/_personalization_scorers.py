@@ -38,7 +38,7 @@ from ._personalization_groups import rating_timelines
 if TYPE_CHECKING:
     from audit_sdk.data.tables import Dataset
 
-__all__ = ["BUILTIN_SCORERS", "Scorer", "item_knn_scorer", "resolve_scorer"]
+__all__ = ["BUILTIN_SCORERS", "Scorer", "builtin_rating", "item_knn_scorer", "resolve_scorer"]
 
 Scorer = Callable[[pd.DataFrame, "Dataset"], "Sequence[float] | np.ndarray"]
 
@@ -132,6 +132,22 @@ BUILTIN_SCORERS: dict[str, Scorer] = {
     "constant_rating": _constant_rating_scorer,
     "item_knn": item_knn_scorer,
 }
+
+
+def builtin_rating(
+    name: str, queries: pd.DataFrame, scores: np.ndarray, dataset: Dataset
+) -> np.ndarray | None:
+    """The rating a built-in scorer predicts (for MAE/RMSE beside its tau), or None."""
+    mean = queries["user_mean"].to_numpy(dtype=float)
+    if name == "user_mean":
+        return mean
+    if name == "item_mean":
+        return scores
+    if name == "constant_rating":
+        return scores + mean  # the overall mean rating for everyone
+    if name == "item_knn":
+        return mean + scores
+    return None
 
 
 def resolve_scorer(name: str) -> Scorer | None:

@@ -29,6 +29,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Annotated, Any, ClassVar
 
+import numpy as np
 import pandas as pd
 from pydantic import Field
 
@@ -51,7 +52,7 @@ from ._personalization_metrics import (
 )
 from ._personalization_prompts import member_contexts
 
-__all__ = ["PersonalizationDetector", "PersonalizationParams"]
+__all__ = ["PersonalizationDetector", "PersonalizationParams", "tau_vs_mae"]
 
 REFERENCE = (
     "Tang et al., PerRecBench, arXiv 2501.13391 (Sec. 3: relative-rating groups; Sec. 4: "
@@ -208,6 +209,7 @@ class PersonalizationDetector(Detector):
             )
         for run, is_llm in runs:
             findings += self._method_findings(context, groups.n_groups, run, judged=is_llm)
+        findings[0].details["tau_vs_mae"] = tau_vs_mae(findings)
         if params.predictions_path:
             self._write_predictions(params.predictions_path, runs)
         return findings
@@ -406,6 +408,29 @@ class PersonalizationDetector(Detector):
         target = Path(path)
         target.parent.mkdir(parents=True, exist_ok=True)
         table[columns].to_csv(target, index=False, float_format="%.6g")
+
+
+def tau_vs_mae(findings: list[Finding]) -> dict[str, Any]:
+    """Each method's tau beside its MAE, and their Pearson correlation across the methods
+    that have both (PerRecBench, Sec. 4.2, reports about -0.26 over 19 LLMs: rating error
+    says little about ranking users); the correlation needs three methods."""
+    by_metric = {f.metric: f.estimate for f in findings}
+    pairs = {
+        metric.removeprefix("kendall_tau:"): (tau, by_metric[f"mae:{metric[12:]}"])
+        for metric, tau in by_metric.items()
+        if metric.startswith("kendall_tau:")
+        and tau is not None
+        and by_metric.get(f"mae:{metric[12:]}") is not None
+    }
+    out: dict[str, Any] = {
+        "methods": {m: {"tau": t, "mae": e} for m, (t, e) in pairs.items()},
+        "pearson": None,
+    }
+    if len(pairs) >= 3:
+        taus, maes = (np.array(v, dtype=float) for v in zip(*pairs.values(), strict=True))
+        if np.ptp(taus) > 0 and np.ptp(maes) > 0:
+            out["pearson"] = float(np.corrcoef(taus, maes)[0, 1])
+    return out
 
 
 @hookimpl

@@ -75,5 +75,5 @@ def test_a_plugin_feature_is_read_by_name_from_every_context() -> None:
         assert list(values.index) == list(context.users)
         assert values.between(0, 1).all()
         assert context.features.get("long_tail_share") is values  # computed once
-    with pytest.raises(Exception, match="no user feature named 'gs_score'"):
-        context.features.get("gs_score")
+    with pytest.raises(Exception, match="no user feature named 'no_such_feature'"):
+        context.features.get("no_such_feature")

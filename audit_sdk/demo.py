@@ -29,6 +29,18 @@ DEMO_CONFIG: dict[str, object] = {
     "profiles": {"enabled": True, "max_users": 300},
     "baselines": ["popularity", "item_knn", "random"],
     "groups": {"intersections": [["age_bucket", "country"]]},
+    # the default detectors, plus the generalist gap (GS-score quintiles; ~1 s at 2,000 users)
+    "detectors": [
+        {"name": name}
+        for name in (
+            "baseline_comparison",
+            "group_fairness",
+            "popularity_bias",
+            "profile_fidelity",
+            "causal_effects",
+            "generalist_gap",
+        )
+    ],
 }
 
 

@@ -124,8 +124,9 @@ class AuditRunner:
             notes=plan.notes,
         )
         baselines: dict[str, ModelRun] = {}
-        with progress.step("Reference baselines", total=len(plan.baselines)) as step:
-            for name, adapter in plan.baselines.items():
+        references = plan.baselines if len(data.train.interactions) else {}
+        with progress.step("Reference baselines", total=len(references)) as step:
+            for name, adapter in references.items():
                 if name != cfg.subject.label:
                     outputs = obtain_outputs(
                         name,

@@ -108,7 +108,10 @@ def build_group_columns(
     attrs = train.users.frame.reindex(index)
     features = features if features is not None else UserFeatures(train, list(index))
 
+    listened = len(features.interactions) > 0
     for derived in config.derived:
+        if derived != "age_bucket" and not listened:
+            continue  # derived from listening, and there is none (a log audited as it is)
         if derived == "age_bucket":
             if "age" in attrs.columns:
                 table["age_bucket"] = age_bucket_labels(attrs["age"], config.age_bins)

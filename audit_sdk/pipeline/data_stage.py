@@ -48,6 +48,15 @@ def load_audit_data(
     with progress.step(f"Loading dataset ({config.dataset.loader})"):
         dataset = _source(config, loader, subject)
         dataset = filter_streams(dataset, min_play_seconds=config.sampling.min_play_seconds)
+    notes.extend(str(n) for n in dataset.metadata.get("notes", []) if n)
+    if len(dataset.interactions) == 0:
+        # A log audited as it is: nothing to hold out; the audited users are the log's.
+        users = [str(u) for u in dataset.users.frame.index]
+        notes.append(
+            f"the data has no interactions (a log audited as it is): no held-out split, no "
+            f"reference baselines and no listening-derived groups; {len(users)} users"
+        )
+        return AuditData(dataset, dataset, dataset, tuple(users), tuple(notes))
     with progress.step("Splitting held-out items"):
         split = holdout_split(
             dataset,

@@ -111,6 +111,14 @@ class SubjectConfig(_Section):
     max_new_tokens: int = Field(
         256, ge=1, le=8192, description="answer length when recommendations are generated"
     )
+    timeout_s: float | None = Field(
+        None,
+        gt=0,
+        description=(
+            "time limit, in seconds, for each call to a model: fitting, recommending, and each "
+            "batch of generated text (None: no limit)"
+        ),
+    )
 
     @property
     def label(self) -> str:

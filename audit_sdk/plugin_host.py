@@ -138,7 +138,9 @@ class PluginHost:
                 continue
             try:
                 module = ep.load()
-            except Exception as exc:
+            except (Exception, SystemExit) as exc:
+                # a plugin that calls sys.exit() while importing is a broken plugin, not an
+                # instruction to end the audit
                 self._fail(
                     record, f"could not import {ep.value!r}: {type(exc).__name__}: {exc}", exc
                 )

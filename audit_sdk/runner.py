@@ -13,7 +13,7 @@ from pathlib import Path
 
 from audit_sdk.cache_paths import generation_cache_path
 from audit_sdk.config import AuditConfig
-from audit_sdk.errors import ConfigError
+from audit_sdk.errors import ConfigError, ReportWriteError
 from audit_sdk.execution import Executor, executor_for
 from audit_sdk.interfaces import AuditContext, ModelRun
 from audit_sdk.pipeline.context_stage import build_context
@@ -29,6 +29,7 @@ from audit_sdk.plugin_host import PluginHost, PluginSettings, get_plugin_host
 from audit_sdk.profile_pipeline import TwoStepSampler
 from audit_sdk.progress_display import ProgressDisplay
 from audit_sdk.report_model import Report
+from audit_sdk.report_preparation import prepare_report
 from audit_sdk.report_writing import ReportWriteResult, write_reports
 from audit_sdk.services import AuditServices, GenerationService, ModelHandle, ModelRoles
 
@@ -80,7 +81,10 @@ class AuditRunner:
             cache = generation_cache_path() if pcfg.cache == "auto" else Path(pcfg.cache)
         return AuditServices(
             generation=GenerationService(
-                cache_path=cache, batch_size=pcfg.batch_size, executor=self.executor
+                cache_path=cache,
+                batch_size=pcfg.batch_size,
+                timeout_s=self.config.subject.timeout_s,
+                executor=self.executor,
             ),
             models=ModelRoles(
                 self.config.models,
@@ -188,6 +192,7 @@ class AuditRunner:
                 )
                 with progress.step("Writing reports", total=len(plan.reporters)):
                     written = write_reports(report, self.out_dir, plan.reporters)
+                report, _ = prepare_report(report)  # what callers get is redacted too
             for failure in written.failures:
                 progress.note(f"[yellow]reporter {failure}[/yellow]")
         finally:
@@ -214,9 +219,18 @@ def run_audit(
     quiet: bool = True,
     host: PluginHost | None = None,
 ) -> AuditResult:
-    """Run an audit from Python: ``run_audit(load_config("audit.yaml"))``."""
+    """Run an audit from Python: ``run_audit(load_config("audit.yaml"))``.
+
+    Raises :class:`~audit_sdk.errors.ReportWriteError` when the reports could not all be
+    written and published (what ``audit-sdk run`` reports with exit code 3)."""
     if not isinstance(config, AuditConfig):
         raise ConfigError("run_audit expects an AuditConfig (see audit_sdk.config.load_config)")
-    return AuditRunner(
+    result = AuditRunner(
         config, config_path=config_path, host=host, quiet=quiet, out_dir=out_dir
     ).run()
+    if not result.written.ok:
+        raise ReportWriteError(
+            f"the audit ran but its reports in {result.out_dir} could not all be written: "
+            + "; ".join(str(f) for f in result.written.failures)
+        )
+    return result

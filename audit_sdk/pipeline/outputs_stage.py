@@ -7,27 +7,53 @@ lines matched to the catalog, a per-user hallucination rate).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from typing import TypeVar
 
 from audit_sdk.config import AuditConfig
 from audit_sdk.data.tables import Dataset
 from audit_sdk.errors import AdapterError, AuditSDKError
 from audit_sdk.interfaces import GenerationParams, GeneratorAdapter, SubjectOutputs
+from audit_sdk.plugin_calls import PluginTimeoutError, call_isolated
 from audit_sdk.services import GenerationService
+
+T = TypeVar("T")
 
 __all__ = ["fit_adapter", "obtain_outputs"]
 
 
-def fit_adapter(adapter: GeneratorAdapter, label: str, train: Dataset) -> None:
-    try:
-        adapter.fit(train)
-    except AuditSDKError:
-        raise
-    except Exception as exc:
+def _bounded(
+    fn: Callable[[], T],
+    *,
+    adapter: GeneratorAdapter,
+    label: str,
+    phase: str,
+    timeout_s: float | None,
+) -> T:
+    """``fn()`` within ``timeout_s`` (a model that hangs must not hang the audit)."""
+    record = call_isolated(fn, phase=phase, plugin=label, timeout_s=timeout_s)
+    if record.ok:
+        return record.result  # type: ignore[return-value]
+    error = record.error
+    if isinstance(error, AuditSDKError):
+        raise error
+    if isinstance(error, PluginTimeoutError):
         raise AdapterError(
-            f"adapter {adapter.name!r} ({label}) could not be fitted to the training data: "
-            f"{type(exc).__name__}: {exc}"
-        ) from exc
+            f"adapter {adapter.name!r} ({label}): {phase} ran past its time limit of "
+            f"{timeout_s:g} s (subject.timeout_s in the config)"
+        )
+    what = "could not be fitted to the training data" if phase == "fit" else "failed"
+    raise AdapterError(
+        f"adapter {adapter.name!r} ({label}) {what}: {type(error).__name__}: {error}"
+    ) from error
+
+
+def fit_adapter(
+    adapter: GeneratorAdapter, label: str, train: Dataset, *, timeout_s: float | None = None
+) -> None:
+    _bounded(
+        lambda: adapter.fit(train), adapter=adapter, label=label, phase="fit", timeout_s=timeout_s
+    )
 
 
 def obtain_outputs(
@@ -46,10 +72,17 @@ def obtain_outputs(
     recommendations = None
     user_metrics = None
     k = config.subject.k
-    fit_adapter(adapter, label, train)
+    timeout_s = config.subject.timeout_s
+    fit_adapter(adapter, label, train, timeout_s=timeout_s)
     try:
         if adapter.supports("recommend"):
-            recommendations = adapter.recommend(list(users), k=k)
+            recommendations = _bounded(
+                lambda: adapter.recommend(list(users), k=k),
+                adapter=adapter,
+                label=label,
+                phase="recommend",
+                timeout_s=timeout_s,
+            )
         elif adapter.supports("generate"):
             from audit_sdk.generative_recommendation import recommend_by_generation
 

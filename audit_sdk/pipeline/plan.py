@@ -24,6 +24,7 @@ from audit_sdk.interfaces import (
 from audit_sdk.plugin_host import PluginHost
 from audit_sdk.plugin_instances import validate_params as _validate
 from audit_sdk.plugin_registry import Registration
+from audit_sdk.redaction import register_params_secrets
 from audit_sdk.services import AdapterSpec
 
 __all__ = ["AuditPlan", "PlannedCall", "plan_audit"]
@@ -67,7 +68,9 @@ def plan_audit(config: AuditConfig, host: PluginHost, *, where: str = "config") 
     base = config.source_dir
 
     def validate_params(reg: Registration, params: dict[str, Any], *, where: str) -> PluginParams:
-        return _validate(reg, params, where=where, base_dir=base)
+        validated = _validate(reg, params, where=where, base_dir=base)
+        register_params_secrets(validated)  # so no output can carry them
+        return validated
 
     reg = host.get("dataset_loader", config.dataset.loader)
     loader = reg.cls(validate_params(reg, config.dataset.params, where=f"{where}: dataset.params"))

@@ -124,7 +124,7 @@ def _profiles(
             from audit_sdk.pipeline.outputs_stage import fit_adapter
 
             with progress.step(f"Profile generator {label}: fitting"):
-                fit_adapter(adapter, label, data.train)
+                fit_adapter(adapter, label, data.train, timeout_s=config.subject.timeout_s)
     out = write_profiles(
         config,
         data.train,

@@ -210,13 +210,19 @@ def print_result(result: dict[str, Any]) -> None:
 def print_growth(results: list[dict[str, Any]]) -> None:
     for small, big in itertools.pairwise(results):
         data = big["n_events"] / small["n_events"]
-        t_small = sum(s.get("cpu_seconds", s["seconds"]) for s in small["stages"])
-        t_big = sum(s.get("cpu_seconds", s["seconds"]) for s in big["stages"])
+        t_small, t_big = (
+            sum(
+                s.get("cpu_seconds", s["seconds"])
+                for s in r["stages"]
+                if not s["stage"].startswith("reference ")
+            )
+            for r in (small, big)
+        )
         time_ratio = t_big / t_small
         mem_ratio = big["max_rss"] / small["max_rss"]
         print(
             f"\n{small['n_users']:,} -> {big['n_users']:,} users: data x{data:.1f}, "
-            f"CPU time x{time_ratio:.1f} ({time_ratio / data:.2f} of data growth), "
+            f"audit CPU time x{time_ratio:.1f} ({time_ratio / data:.2f} of data growth), "
             f"max RSS x{mem_ratio:.1f} ({mem_ratio / data:.2f} of data growth)"
         )
         for s_small, s_big in zip(small["stages"], big["stages"], strict=False):

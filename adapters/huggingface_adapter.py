@@ -14,7 +14,7 @@ import inspect
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, ClassVar, Literal
+from typing import Annotated, Any, ClassVar, Literal
 
 import numpy as np
 from pydantic import Field
@@ -22,6 +22,7 @@ from pydantic import Field
 from audit_sdk.errors import AdapterError
 from audit_sdk.hookspecs import RegisterAdapter, hookimpl
 from audit_sdk.interfaces import GenerationParams, PluginParams
+from audit_sdk.interfaces._params import PathParam
 
 from .local_causal_lm import SMALL_MODEL_PARAMETERS, LocalCausalLM
 from .local_model_files import (
@@ -60,7 +61,9 @@ _WEIGHT_SUFFIXES = (".safetensors", ".bin")
 
 
 class HuggingFaceParams(PluginParams):
-    model_dir: str = Field(description="local transformers model directory (never downloaded)")
+    model_dir: Annotated[str, PathParam()] = Field(
+        description="local transformers model directory (never downloaded)"
+    )
     device: Device = Field(
         "auto", description="'cpu', 'cuda', or 'auto' (CUDA when available, else CPU)"
     )

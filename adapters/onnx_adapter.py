@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any, ClassVar, Literal
+from typing import Annotated, Any, ClassVar, Literal
 
 import numpy as np
 from pydantic import Field
@@ -21,6 +21,7 @@ from pydantic import Field
 from audit_sdk.errors import AdapterError
 from audit_sdk.hookspecs import RegisterAdapter, RegisterCommand, hookimpl
 from audit_sdk.interfaces import GenerationParams, PluginParams
+from audit_sdk.interfaces._params import PathParam
 
 from .local_causal_lm import SMALL_MODEL_PARAMETERS, LocalCausalLM
 from .local_model_files import MANIFEST_NAME, TOKENIZER_FILES, check_tokenizer_files
@@ -31,7 +32,9 @@ __all__ = ["OnnxAdapter", "OnnxParams", "export_onnx"]
 
 
 class OnnxParams(PluginParams):
-    model_dir: str = Field(description="directory written by `audit-sdk export-onnx`")
+    model_dir: Annotated[str, PathParam()] = Field(
+        description="directory written by `audit-sdk export-onnx`"
+    )
     provider: Literal["auto", "cpu", "cuda"] = Field(
         "cpu", description="ONNX Runtime execution provider; 'cuda' needs the gpu extra"
     )

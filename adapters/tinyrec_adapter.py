@@ -13,13 +13,14 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
-from typing import Any, ClassVar, Literal
+from typing import Annotated, Any, ClassVar, Literal
 
 from pydantic import Field
 
 from audit_sdk.errors import AdapterError
 from audit_sdk.hookspecs import RegisterAdapter, RegisterCommand, hookimpl
 from audit_sdk.interfaces import Capability, PluginParams
+from audit_sdk.interfaces._params import PathParam
 
 from .huggingface_adapter import Device, DType, HuggingFaceAdapter
 from .local_model_files import check_model_directory
@@ -30,7 +31,7 @@ logger = logging.getLogger(__name__)
 
 
 class TinyRecParams(PluginParams):
-    model_dir: str | None = Field(
+    model_dir: Annotated[str, PathParam()] | None = Field(
         None, description="a trained TinyRec directory; default: the cached one for the data"
     )
     size: Literal["demo", "full"] = Field("demo", description="model size to train or load")

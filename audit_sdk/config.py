@@ -487,9 +487,6 @@ def load_config(path: str | Path) -> AuditConfig:
     return config
 
 
-_PATH_KEYS = ("path", "interactions", "catalog", "users", "directory", "model_dir", "template")
-
-
 def _resolve_path(value: str, base: Path) -> str:
     value = os.path.expanduser(os.path.expandvars(value))
     if "$" not in value and not Path(value).is_absolute():
@@ -497,40 +494,19 @@ def _resolve_path(value: str, base: Path) -> str:
     return value
 
 
-def _resolve_params(params: dict[str, Any], base: Path) -> dict[str, Any]:
-    out = dict(params)
-    for key in _PATH_KEYS:
-        value = out.get(key)
-        if isinstance(value, str) and value:
-            out[key] = _resolve_path(value, base)
-    return out
-
-
 def _resolve_paths(config: AuditConfig, base: Path) -> AuditConfig:
-    """Expand ``$VARS`` and ``~`` in file parameters and make relative paths relative to the
-    config file's folder."""
-    dataset = config.dataset.model_copy(
-        update={"params": _resolve_params(config.dataset.params, base)}
-    )
-    subject = config.subject.model_copy(
-        update={"params": _resolve_params(config.subject.params, base)}
-    )
+    """Expand ``$VARS`` and ``~`` in the config's own file settings and make relative ones
+    relative to the config file's folder. Plugin parameters are resolved by their type when
+    the plugins are made (:mod:`audit_sdk.plugin_instances`), against the same folder."""
     profiles = config.profiles
     updates: dict[str, Any] = {}
     if profiles.template:
         updates["template"] = _resolve_path(profiles.template, base)
     if profiles.cache and profiles.cache != "auto":
         updates["cache"] = _resolve_path(profiles.cache, base)
-    if profiles.generators:
-        updates["generators"] = [
-            g.model_copy(update={"params": _resolve_params(g.params, base)})
-            for g in profiles.generators
-        ]
     outputs = config.outputs.model_copy(update={"dir": _expand_outputs_dir(config.outputs.dir)})
     return config.model_copy(
         update={
-            "dataset": dataset,
-            "subject": subject,
             "profiles": profiles.model_copy(update=updates),
             "outputs": outputs,
         }

@@ -109,8 +109,14 @@ def test_relative_data_paths_resolve_against_the_config_folder(
         "    catalog: $MY_DATA/catalog.csv\n",
     )
     cfg = load_config(path)
-    assert cfg.dataset.params["interactions"] == str(tmp_path / "logs" / "plays.csv")
-    assert cfg.dataset.params["catalog"] == "/data/root/catalog.csv"
+    monkeypatch.chdir("/")  # the working directory must not matter
+    # path parameters resolve by type when the plugin is made, against the config's folder
+    from audit_sdk.pipeline import plan_audit
+    from audit_sdk.testing import make_host
+
+    params = plan_audit(cfg.model_copy(update={"baselines": []}), make_host()).loader.params
+    assert params.interactions == str(tmp_path / "logs" / "plays.csv")  # type: ignore[attr-defined]
+    assert params.catalog == "/data/root/catalog.csv"  # type: ignore[attr-defined]
 
 
 def test_cli_reports_a_bad_config_without_a_traceback(tmp_path: Path) -> None:

@@ -58,7 +58,11 @@ class TrainTinyRecCommand(PluginCommand):
         cfg = load_config(config) if config is not None else parse_config({})
         host = get_plugin_host()
         reg = host.get("dataset_loader", cfg.dataset.loader)
-        loader = reg.cls(validate_params(reg, cfg.dataset.params, where="dataset.params"))
+        loader = reg.cls(
+            validate_params(
+                reg, cfg.dataset.params, where="dataset.params", base_dir=cfg.source_dir
+            )
+        )
         dataset = filter_streams(loader.load(), min_play_seconds=cfg.sampling.min_play_seconds)
         with err.status(f"Training TinyRec ({size}) on {dataset.name}..."):
             result = train_tinyrec(

@@ -24,7 +24,7 @@ from __future__ import annotations
 import hashlib
 import re
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Annotated, Any, ClassVar
 
 import numpy as np
 import pandas as pd
@@ -35,6 +35,7 @@ from audit_sdk.data.tabular_loader import read_delimited
 from audit_sdk.data.validation import RawTable, validate_dataset
 from audit_sdk.errors import DataValidationError
 from audit_sdk.interfaces import DatasetLoader, PluginParams
+from audit_sdk.interfaces._params import PathParam
 
 __all__ = [
     "COUNTRY_TAGS",
@@ -204,7 +205,9 @@ def classify_tag(value: str) -> tuple[str, str]:
 
 
 class HetRecLastfmParams(PluginParams):
-    directory: str = Field(description="folder with the HetRec Last.fm 2K .dat files")
+    directory: Annotated[str, PathParam()] = Field(
+        description="folder with the HetRec Last.fm 2K .dat files"
+    )
     verify_checksums: bool = Field(
         default=True, description="verify the files against SHA256SUMS when the folder has one"
     )

@@ -155,3 +155,15 @@ def test_bad_ratings_are_clear_errors_or_skips() -> None:
 def test_registered_through_the_entry_point() -> None:
     host = make_host()
     assert "profile_ratings" in {r.name for r in host.registry.all() if r.kind == "detector"}
+
+
+def test_relative_rating_from_a_baseline_column_equals_the_own_rows_form() -> None:
+    table = study_table(8, n_users=40)
+    keys = ["user_id", "model", "window"]
+    others = table[~table["is_own_profile"]].groupby(keys)["rating"].mean()
+    own = table[table["is_own_profile"]].set_index(keys)
+    logged = own.assign(baseline_rating=others).reset_index().drop(columns=["is_own_profile"])
+    from_rows = _detect(table)["rating:relative"]
+    from_column = _detect(logged)["rating:relative"]
+    assert from_column.estimate == pytest.approx(from_rows.estimate)
+    assert from_column.n == from_rows.n == 40

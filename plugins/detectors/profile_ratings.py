@@ -2,8 +2,9 @@
 scale (Sguerra et al., RecSys 2025, Secs. 5.1 and 5.3):
 
 * ``rating:relative``: a user's rating of their own profile minus their rating of other
-  users' profiles (the study's ``delta_rating``; needs an ``is_own_profile`` column), the mean
-  over users with a BCa bootstrap CI, per generator;
+  users' profiles (the study's ``delta_rating``), from an ``is_own_profile`` column (own and
+  others' profiles as rows) or a ``baseline_rating`` column (the user's rating of others'
+  profiles beside each own one); the mean over users with a BCa bootstrap CI, per generator;
 * ``rating:anova:<term>``: two-way ANOVA of rating by generator x time window with the
   interaction, type II sums of squares (statsmodels ``anova_lm(typ=2)``; Langsrud, Stat.
   Comput. 2003); the estimate is the partial eta squared ``SS_term / (SS_term + SS_resid)``
@@ -48,6 +49,9 @@ CLUSTER = "percentile cluster bootstrap (users resampled with their rows)"
 class ProfileRatingsParams(PluginParams):
     rating: str = "rating"
     """Profile column holding the rating."""
+    baseline: str = "baseline_rating"
+    """Profile column with the user's rating of other users' profiles (relative rating =
+    rating - baseline), used when there is no ``is_own_profile`` column."""
     scale: tuple[float, float] = (1.0, 7.0)
     """The rating scale; a rating outside it is an error."""
     utility: list[str] | None = None
@@ -123,6 +127,14 @@ class ProfileRatingsDetector(Detector):
         )
         if "is_own_profile" in profiles:
             frame["own"] = profiles["is_own_profile"].astype(bool)
+        elif params.baseline in profiles:
+            baseline = pd.to_numeric(profiles[params.baseline], errors="coerce")
+            if ((baseline < low) | (baseline > high)).any():
+                raise AuditSDKError(
+                    f"detector profile_ratings: {params.baseline!r} has values outside the "
+                    f"scale [{low:g}, {high:g}]; fix them or set params.scale"
+                )
+            frame["baseline"] = baseline
         frame = frame.dropna(subset=["rating"])
         frame["code"] = pd.factorize(frame["user_id"])[0]
         return frame
@@ -130,8 +142,14 @@ class ProfileRatingsDetector(Detector):
     # -- relative rating --------------------------------------------------------------------
     def _relative(self, context: AuditContext, frame: pd.DataFrame) -> Finding:
         metric = "rating:relative"
+        if "baseline" in frame:
+            own = frame.assign(own=True)
+            others = frame.assign(own=False, rating=frame["baseline"]).dropna(subset=["rating"])
+            frame = pd.concat([own, others], ignore_index=True)
         if "own" not in frame:
-            return self._skipped(metric, "no is_own_profile column: no relative rating")
+            return self._skipped(
+                metric, "no is_own_profile or baseline_rating column: no relative rating"
+            )
         means = frame.groupby(["generator", "user_id", "own"])["rating"].mean().unstack("own")
         paired = means.dropna(subset=[c for c in (True, False) if c in means.columns])
         if True not in means.columns or False not in means.columns or paired.empty:

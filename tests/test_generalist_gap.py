@@ -11,7 +11,7 @@ from audit_sdk.plugins.detectors.generalist_gap import GeneralistGapDetector
 from audit_sdk.errors import AuditSDKError
 from audit_sdk.interfaces import SubjectOutputs
 from audit_sdk.report_model import Finding
-from audit_sdk.testing import make_host
+from audit_sdk.testing import check_detector, make_host
 from tests.causal_worlds import with_tables
 from tests.generalist_worlds import GeneralistWorld, generalist_world
 
@@ -198,3 +198,9 @@ def test_reference_ols_matches_statsmodels() -> None:
     x["log_activity"] = np.log1p(context.features.activity_events.reindex(table.index))
     fit = sm.OLS(table["ndcg@10"], sm.add_constant(x), missing="drop").fit()
     assert default.estimate == pytest.approx(fit.params["gs"], rel=1e-8)
+
+
+def test_conformance_suite() -> None:
+    world = generalist_world(9, slope=PLANTED, profiles=("a", "b"), windows=("30d", "1y"))
+    findings = check_detector(GeneralistGapDetector(), world.context)
+    assert len(findings) == 6

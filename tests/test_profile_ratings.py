@@ -16,7 +16,7 @@ from audit_sdk.data.tables import Catalog, Dataset, Interactions, Users
 from audit_sdk.errors import AuditSDKError
 from audit_sdk.interfaces import AuditContext, SubjectOutputs
 from audit_sdk.report_model import Finding
-from audit_sdk.testing import make_host
+from audit_sdk.testing import check_detector, make_host
 
 OWN_BONUS = 0.6
 GENERATOR_SHIFT = {"gen-a": 0.0, "gen-b": 0.5, "gen-c": 0.0}
@@ -167,3 +167,10 @@ def test_relative_rating_from_a_baseline_column_equals_the_own_rows_form() -> No
     from_column = _detect(logged)["rating:relative"]
     assert from_column.estimate == pytest.approx(from_rows.estimate)
     assert from_column.n == from_rows.n == 40
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_conformance_suite(seed: int) -> None:
+    detector = ProfileRatingsDetector(ProfileRatingsDetector.Params(anova_resamples=60))
+    findings = check_detector(detector, _context(study_table(seed, n_users=60), seed))
+    assert {f.status for f in findings} == {"pass"}

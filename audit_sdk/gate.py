@@ -20,7 +20,7 @@ A policy is a YAML file; unknown keys are errors. Every key is optional::
     rules:
       - name: ndcg ratio, evidence of harm   # optional label for the output
         detector: group_fairness    # fnmatch patterns (case-sensitive); default "*"
-        metric: "ndcg@10:ratio"
+        metric: "ndcg@10:min_max_ratio"
         group_by: "*"               # matches Finding.group_by; a finding without one
         window: "*"                 #   (or without a window) matches "*" only
         group: null                 # optional pattern: check the matching rows of the
@@ -48,9 +48,11 @@ show harm); ``statistic: ci_low, fail_below: 0.8`` fails unless the unfavourable
 group_by, window; findings that share a key are paired by subject, then in order). A matched
 finding violates when its estimate moved in the harmful direction by more than
 ``tolerance``. With ``direction: auto`` the harmful direction comes from the finding's
+declared ``direction`` (the detector's ``MetricSpec``: ``higher_is_better``, so lower is
+worse; ``lower_is_better``; ``closer_to_zero``, so a larger magnitude is worse), else from its
 threshold (``fail_below``/``warn_below``: lower is worse; ``fail_above``/``warn_above``:
 higher is worse; both: moving toward the nearer limit is worse), or else from the first rule
-that matches the finding; findings with neither are compared but not gated. Findings that
+that matches the finding; findings with none of these are compared but not gated. Findings that
 disappeared are reported (``disappeared``); new findings are counted.
 """
 
@@ -470,10 +472,22 @@ def _limits(finding: Finding, rules: Sequence[GateRule]) -> tuple[float | None, 
     return None, None
 
 
+def _declared_direction(finding: Finding) -> str | None:
+    """The harmful direction the detector declared for the finding's metric
+    (:class:`~audit_sdk.interfaces.MetricSpec`), or None when it declared none."""
+    return {
+        "higher_is_better": "lower_is_worse",
+        "lower_is_better": "higher_is_worse",
+        "closer_to_zero": "farther_from_zero_is_worse",
+    }.get(finding.direction or "")
+
+
 def _harm(
     old: float, new: float, *, direction: str, lower: float | None, upper: float | None
 ) -> tuple[float, str] | None:
     """How far ``new`` moved in the harmful direction from ``old`` (positive: worse)."""
+    if direction == "farther_from_zero_is_worse":
+        return abs(new) - abs(old), "farther from 0 is worse"
     if direction == "lower_is_worse":
         return old - new, "lower is worse"
     if direction == "higher_is_worse":
@@ -520,9 +534,10 @@ def _check_baseline(
         assert old.estimate is not None
         assert new.estimate is not None
         lower, upper = _limits(new, policy.rules)
-        moved = _harm(
-            old.estimate, new.estimate, direction=settings.direction, lower=lower, upper=upper
-        )
+        wanted: str = settings.direction
+        if wanted == "auto":
+            wanted = _declared_direction(new) or "auto"
+        moved = _harm(old.estimate, new.estimate, direction=wanted, lower=lower, upper=upper)
         if moved is None:
             ungated += 1
             continue

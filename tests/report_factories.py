@@ -164,7 +164,7 @@ def sample_findings() -> list[Finding]:
     return [
         finding(
             "group_fairness",
-            "ndcg@10:ratio",
+            "ndcg@10:min_max_ratio",
             estimate=0.649,
             ci=(0.512, 0.803),
             confidence=0.95,
@@ -184,7 +184,7 @@ def sample_findings() -> list[Finding]:
         ),
         finding(
             "group_fairness",
-            "ndcg@10:ratio",
+            "ndcg@10:min_max_ratio",
             estimate=0.859,
             ci=(0.774, 0.951),
             ci_method="bootstrap-percentile",

@@ -37,7 +37,7 @@ def ratio_report(estimate: float = 0.85, ci: tuple[float, float] = (0.70, 1.00))
         [
             finding(
                 "group_fairness",
-                "ndcg@10:ratio",
+                "ndcg@10:min_max_ratio",
                 estimate=estimate,
                 ci=ci,
                 n=120,
@@ -61,7 +61,7 @@ def test_without_a_policy_fail_and_error_findings_violate() -> None:
         "status fail",
     ]
     assert {v.finding for v in result.violations} == {
-        "group_fairness/ndcg@10:ratio/age_bucket",
+        "group_fairness/ndcg@10:min_max_ratio/age_bucket",
         "counterfactual/gender_flip_rate",
     }
 
@@ -80,7 +80,7 @@ def test_strict_and_loose_policies_disagree_on_the_same_report() -> None:
     loose = parse_policy(
         {
             "fail_on_status": [],
-            "rules": [{"metric": "ndcg@10:ratio", "statistic": "ci_high", "fail_below": 0.5}],
+            "rules": [{"metric": "ndcg@10:min_max_ratio", "statistic": "ci_high", "fail_below": 0.5}],
         }
     )
     strict_result = evaluate_gate(report, strict)
@@ -97,10 +97,10 @@ def test_strict_and_loose_policies_disagree_on_the_same_report() -> None:
 def test_evidence_of_harm_and_evidence_of_safety_give_different_verdicts() -> None:
     report = ratio_report(estimate=0.85, ci=(0.70, 1.00))
     harm = parse_policy(
-        {"rules": [{"metric": "ndcg@10:ratio", "statistic": "ci_high", "fail_below": 0.8}]}
+        {"rules": [{"metric": "ndcg@10:min_max_ratio", "statistic": "ci_high", "fail_below": 0.8}]}
     )
     safety = parse_policy(
-        {"rules": [{"metric": "ndcg@10:ratio", "statistic": "ci_low", "fail_below": 0.8}]}
+        {"rules": [{"metric": "ndcg@10:min_max_ratio", "statistic": "ci_low", "fail_below": 0.8}]}
     )
     assert evaluate_gate(report, harm).exit_code == 0  # the CI does not show harm
     result = evaluate_gate(report, safety)  # ... nor does it show safety
@@ -121,7 +121,7 @@ def test_fail_above_and_bands() -> None:
     band = parse_policy(
         {
             "fail_on_status": [],
-            "rules": [{"metric": "*:ratio", "fail_below": 0.8, "fail_above": 1.25}],
+            "rules": [{"metric": "*_ratio", "fail_below": 0.8, "fail_above": 1.25}],
         }
     )
     result = evaluate_gate(report, band)
@@ -132,9 +132,9 @@ def test_group_rules_check_rows_of_the_per_group_table() -> None:
     policy = parse_policy(
         {
             "rules": [
-                {"metric": "ndcg@10:ratio", "group": "55*", "statistic": "ci_low",
+                {"metric": "ndcg@10:min_max_ratio", "group": "55*", "statistic": "ci_low",
                  "fail_below": 0.15},
-                {"metric": "ndcg@10:ratio", "group": "18-*", "statistic": "estimate",
+                {"metric": "ndcg@10:min_max_ratio", "group": "18-*", "statistic": "estimate",
                  "fail_below": 0.15},
             ]
         }
@@ -149,7 +149,7 @@ def test_group_rules_check_rows_of_the_per_group_table() -> None:
 def test_patterns_match_group_by_and_none_matches_only_the_wildcard() -> None:
     report = ratio_report()
     by_country = parse_policy(
-        {"rules": [{"metric": "ndcg@10:ratio", "group_by": "country", "fail_below": 0.9}]}
+        {"rules": [{"metric": "ndcg@10:min_max_ratio", "group_by": "country", "fail_below": 0.9}]}
     )
     result = evaluate_gate(report, by_country)
     assert result.exit_code == 1
@@ -202,7 +202,7 @@ def test_warn_severity_prints_but_does_not_fail() -> None:
         {
             "rules": [
                 {
-                    "metric": "ndcg@10:ratio",
+                    "metric": "ndcg@10:min_max_ratio",
                     "statistic": "ci_low",
                     "fail_below": 0.8,
                     "severity": "warn",
@@ -230,7 +230,7 @@ def test_baseline_regression_beyond_tolerance_fails_and_within_passes() -> None:
     result = evaluate_gate(much_worse, policy, baseline=old)
     assert result.exit_code == 1
     (violation,) = result.violations
-    assert violation.finding == "group_fairness/ndcg@10:ratio/age_bucket"
+    assert violation.finding == "group_fairness/ndcg@10:min_max_ratio/age_bucket"
     assert violation.limit == 0.95
     assert violation.value == 0.90
     assert "fell from 0.95 to 0.9" in violation.reason
@@ -416,10 +416,10 @@ def _render(result: GateResult) -> str:
 
 def test_render_gate_table_lists_violations_and_a_verdict() -> None:
     policy = parse_policy(
-        {"rules": [{"metric": "ndcg@10:ratio", "statistic": "ci_low", "fail_below": 0.8}]}
+        {"rules": [{"metric": "ndcg@10:min_max_ratio", "statistic": "ci_low", "fail_below": 0.8}]}
     )
     failed = _render(evaluate_gate(ratio_report(), policy))
-    assert "group_fairness/ndcg@10:ratio/age_bucket" in failed
+    assert "group_fairness/ndcg@10:min_max_ratio/age_bucket" in failed
     assert "ci_low 0.7 < 0.8" in failed
     assert re.search(r"GATE FAILED: 1 violation\(s\), 0 warning\(s\), \d+ check\(s\)", failed)
     passed = _render(evaluate_gate(ratio_report()))
@@ -439,6 +439,6 @@ def test_result_to_dict_is_plain_data() -> None:
     data = evaluate_gate(sample_report()).to_dict()
     assert data["exit_code"] == 1
     assert {v["finding"] for v in data["violations"]} == {
-        "group_fairness/ndcg@10:ratio/age_bucket",
+        "group_fairness/ndcg@10:min_max_ratio/age_bucket",
         "counterfactual/gender_flip_rate",
     }

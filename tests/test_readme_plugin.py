@@ -54,3 +54,42 @@ def test_declared_metrics_are_stamped_on_findings(tmp_path: Path) -> None:
     junit = (tmp_path / "junit.xml").read_text(encoding="utf-8")
     times = [float(t) for t in re.findall(r'<testcase [^>]*time="([0-9.]+)"', junit)]
     assert times and all(t > 0 for t in times)
+
+
+def test_every_built_in_detector_declares_the_metrics_it_emits() -> None:
+    """Each finding of the built-in recommendation detectors on a real audit matches one of
+    its detector's declared MetricSpec patterns (so the gate reads, never guesses, direction)."""
+    from audit_sdk.interfaces.requirements import metric_spec_for
+
+    host = testing.make_host()
+    context = testing.make_context(n_users=300)
+    for name in ("group_fairness", "baseline_comparison", "popularity_bias"):
+        detector = host.get("detector", name).cls()
+        for finding in detector.detect(context):
+            if finding.status == "skipped":
+                continue
+            assert metric_spec_for(detector.metrics, finding.metric) is not None, (
+                name,
+                finding.metric,
+            )
+
+
+def test_the_gate_reads_the_declared_direction() -> None:
+    from audit_sdk.gate import evaluate_gate, parse_policy
+
+    from .report_factories import finding, make_report
+
+    def report(value: float, direction: str) -> object:
+        return make_report([finding("d", "kl", estimate=value, status="pass", direction=direction)])
+
+    policy = parse_policy({"fail_on_status": [], "baseline": {"tolerance": 0.01}})
+    worse = evaluate_gate(
+        report(0.5, "lower_is_better"), policy, baseline=report(0.3, "lower_is_better")
+    )
+    better = evaluate_gate(
+        report(0.5, "higher_is_better"), policy, baseline=report(0.3, "higher_is_better")
+    )
+    assert [v.rule for v in worse.violations] == [
+        "baseline: harmful change <= 0.01 (higher is worse)"
+    ]
+    assert better.violations == []

@@ -48,7 +48,7 @@ def hostile_report() -> Report:
     findings = [
         finding(
             "group_fairness",
-            "ndcg@10:ratio",
+            "ndcg@10:min_max_ratio",
             estimate=0.7,
             ci=(0.6, 0.8),
             n=100,

@@ -16,7 +16,7 @@ import numpy as np
 from audit_sdk.finding_builders import interval_finding, model_rows
 from audit_sdk.hookspecs import hookimpl
 from audit_sdk.interfaces import AuditContext, Detector
-from audit_sdk.interfaces.requirements import Needs, Requirement
+from audit_sdk.interfaces.requirements import MetricSpec, Needs, Requirement
 from audit_sdk.report_model import Finding
 from audit_sdk.stats.bootstrap import Interval, mean_cis
 from audit_sdk.thresholds import Threshold
@@ -28,6 +28,9 @@ class BaselineComparisonDetector(Detector):
     name = "baseline_comparison"
     description = "The subject's quality beside the reference baselines."
     requires: ClassVar[frozenset[Requirement]] = frozenset({Needs.RECOMMENDATIONS})
+    metrics: ClassVar[tuple[MetricSpec, ...]] = (
+        MetricSpec("*:vs_*", "higher_is_better", -1.0, 1.0, "the model minus a baseline"),
+    )
     default_thresholds: ClassVar[dict[str, Threshold]] = {
         "*:vs_popularity": Threshold(statistic="ci_high", warn_below=0.0)
     }

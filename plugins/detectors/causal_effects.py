@@ -33,7 +33,7 @@ import pandas as pd
 from pydantic import Field, field_validator, model_validator
 
 from audit_sdk.hookspecs import hookimpl
-from audit_sdk.interfaces import Detector, PluginParams
+from audit_sdk.interfaces import Detector, MetricSpec, PluginParams
 from audit_sdk.report_model import Finding
 from audit_sdk.stats.aipw import AIPWResult, estimate_ates
 from audit_sdk.stats.partially_linear import estimate_partially_linear
@@ -190,6 +190,9 @@ class CausalEffectsDetector(Detector):
     Params = CausalEffectsParams
     # Gate on evidence of harm: ci_high is the favourable end of the worst level's interval.
     # Units are the outcome's; -0.05 suits metrics on [0, 1] such as ndcg@10.
+    metrics: ClassVar[tuple[MetricSpec, ...]] = (
+        MetricSpec("ate:*", "closer_to_zero", description="average effect of a genre or country"),
+    )
     default_thresholds: ClassVar[dict[str, Threshold]] = {
         "ate:*": Threshold(statistic="ci_high", warn_below=0.0, fail_below=-0.05)
     }

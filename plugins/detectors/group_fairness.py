@@ -18,7 +18,7 @@ from audit_sdk.finding_builders import group_disparity_finding
 from audit_sdk.group_statistics import compare_groups_many
 from audit_sdk.hookspecs import hookimpl
 from audit_sdk.interfaces import AuditContext, Detector, PluginParams
-from audit_sdk.interfaces.requirements import Needs, Requirement
+from audit_sdk.interfaces.requirements import MetricSpec, Needs, Requirement
 from audit_sdk.report_model import Finding
 from audit_sdk.thresholds import Threshold
 
@@ -42,6 +42,10 @@ class GroupFairnessDetector(Detector):
     description = "Disparities in per-user recommendation quality between user groups."
     requires: ClassVar[frozenset[Requirement]] = frozenset({Needs.RECOMMENDATIONS})
     Params = GroupFairnessParams
+    metrics: ClassVar[tuple[MetricSpec, ...]] = (
+        MetricSpec("*:min_max_ratio", "higher_is_better", 0.0, 1.0, "worst / best group"),
+        MetricSpec("*", "higher_is_better", 0.0, 1.0, "a quality metric per group"),
+    )
     default_thresholds: ClassVar[dict[str, Threshold]] = {
         "*:min_max_ratio": Threshold(statistic="ci_high", fail_below=0.8, warn_below=0.9)
     }

@@ -32,7 +32,7 @@ from audit_sdk.finding_builders import group_disparity_finding, interval_finding
 from audit_sdk.group_statistics import compare_groups_many
 from audit_sdk.hookspecs import hookimpl
 from audit_sdk.interfaces import AuditContext, Detector, PluginParams, SubjectOutputs
-from audit_sdk.interfaces.requirements import Needs, Requirement
+from audit_sdk.interfaces.requirements import MetricSpec, Needs, Requirement
 from audit_sdk.report_model import Finding, GroupEstimate
 from audit_sdk.stats.bootstrap import Interval, statistic_ci
 from audit_sdk.stats.resampling_weights import poisson_weight_blocks
@@ -215,6 +215,14 @@ class PopularityBiasDetector(Detector):
     description = "Popularity and exposure bias of recommendation lists, overall and per group."
     requires: ClassVar[frozenset[Requirement]] = frozenset({Needs.RECOMMENDATIONS})
     Params = PopularityBiasParams
+    metrics: ClassVar[tuple[MetricSpec, ...]] = (
+        MetricSpec("*:group_gap", "lower_is_better", 0.0, None, "largest minus smallest group"),
+        MetricSpec("arp", "lower_is_better", 0.0, 1.0, "average recommendation popularity"),
+        MetricSpec("aplt", "higher_is_better", 0.0, 1.0, "share of long-tail items in lists"),
+        MetricSpec("popularity_lift", "lower_is_better", -1.0, None),
+        MetricSpec("calibration_kl", "lower_is_better", 0.0, None),
+        MetricSpec("gini_exposure", "lower_is_better", 0.0, 1.0),
+    )
     default_thresholds: ClassVar[dict[str, Threshold]] = {
         # Lists twice as popular as the user's own history, with evidence.
         "popularity_lift": Threshold(statistic="ci_low", warn_above=1.0),

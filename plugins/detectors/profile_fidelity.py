@@ -33,7 +33,7 @@ from pydantic import Field
 from audit_sdk.finding_builders import group_disparity_finding
 from audit_sdk.hookspecs import hookimpl
 from audit_sdk.interfaces import AuditContext, Detector, PluginParams
-from audit_sdk.interfaces.requirements import Needs, Requirement
+from audit_sdk.interfaces.requirements import MetricSpec, Needs, Requirement
 from audit_sdk.report_model import Finding, GroupEstimate
 from audit_sdk.stats.bootstrap import mean_ci
 from audit_sdk.thresholds import Threshold, evaluate_threshold
@@ -74,6 +74,13 @@ class ProfileFidelityDetector(Detector):
     description = "How faithfully generated taste profiles reflect listening, and for whom."
     requires: ClassVar[frozenset[Requirement]] = frozenset({Needs.PROFILES})
     Params = ProfileFidelityParams
+    metrics: ClassVar[tuple[MetricSpec, ...]] = (
+        MetricSpec("*:min_max_ratio*", "higher_is_better", 0.0, 1.0, "worst / best group"),
+        MetricSpec("*:group_gap*", "lower_is_better", 0.0, None, "largest minus smallest group"),
+        MetricSpec("*:difference", "none", description="each generator minus the reference"),
+        MetricSpec("hallucination_rate*", "lower_is_better", 0.0, 1.0),
+        MetricSpec("*_recall*", "higher_is_better", 0.0, 1.0),
+    )
     default_thresholds: ClassVar[dict[str, Threshold]] = {
         "*_recall:min_max_ratio": Threshold(statistic="ci_high", fail_below=0.8, warn_below=0.9),
         "hallucination_rate": Threshold(statistic="ci_low", warn_above=0.1, fail_above=0.3),

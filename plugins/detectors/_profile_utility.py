@@ -9,7 +9,8 @@ recall@k = hits in the top k / held-out items (at most ``max_positives``), NDCG@
 gains (Järvelin & Kekäläinen, TOIS 2002, Eqs. 1-2, ideal DCG from min(k, positives) hits).
 Each value is averaged over ``draws`` seeded negative samples.
 
-Every profile and every catalog item is encoded once; ranking is one matrix product per draw.
+Candidates are drawn first; each profile and each item that is a candidate somewhere is then
+encoded once, and a candidate list is ranked by one matrix-vector product.
 """
 
 from __future__ import annotations
@@ -139,10 +140,8 @@ def profile_utility(
     seen = pd.concat([train[["user_id", "item_id"]], test[["user_id", "item_id"]]])
     seen_codes = seen.assign(code=items.get_indexer(seen["item_id"])).groupby("user_id")["code"]
     seen_by_user = {u: set(c[c >= 0]) for u, c in seen_codes}
-    profile_vectors = encoder.embed(profiles["text"].fillna("").astype(str).tolist())
-    item_vectors = encoder.embed(item_texts(catalog).tolist())
-    recall = np.full(len(profiles), np.nan)
-    ndcg = np.full(len(profiles), np.nan)
+    # draw every candidate list first, then encode only the items that appear in one
+    lists: list[tuple[int, np.ndarray, int]] = []  # (row, candidates, positives)
     n_pos = np.zeros(len(profiles), dtype=np.int64)
     for row, user in enumerate(profiles["user_id"].astype(str).to_numpy()):
         if user not in held_out.index:
@@ -153,16 +152,33 @@ def profile_utility(
             continue
         n_pos[row] = len(positives)
         excluded = seen_by_user.get(user, set())
-        values = []
         for _ in range(draws):
-            pool = rng.integers(len(items), size=negatives * 2)
+            pool = rng.integers(len(items), size=negatives * 2 + len(excluded))
             pool = np.array([c for c in dict.fromkeys(pool.tolist()) if c not in excluded])
-            candidates = np.concatenate([positives, pool[:negatives]])
-            relevant = np.zeros(len(candidates), dtype=bool)
-            relevant[: len(positives)] = True
-            scores = item_vectors[candidates] @ profile_vectors[row]
-            values.append(ranking_metrics(scores, relevant, k))
-        recall[row], ndcg[row] = np.mean(values, axis=0)
+            lists.append((row, np.concatenate([positives, pool[:negatives]]), len(positives)))
+    recall = np.full(len(profiles), np.nan)
+    ndcg = np.full(len(profiles), np.nan)
+    if not lists:
+        return pd.DataFrame(
+            {f"recall@{k}": recall, f"ndcg@{k}": ndcg, "n_positives": n_pos}, index=profiles.index
+        )
+    needed = np.unique(np.concatenate([candidates for _, candidates, _ in lists]))
+    position = np.full(len(items), -1)
+    position[needed] = np.arange(len(needed))
+    item_vectors = encoder.embed(item_texts(catalog.iloc[needed]).tolist())
+    rows_used = sorted({row for row, _, _ in lists})
+    texts = profiles["text"].fillna("").astype(str).to_numpy()
+    profile_vectors = dict(
+        zip(rows_used, encoder.embed([texts[r] for r in rows_used]), strict=True)
+    )
+    values: dict[int, list[tuple[float, float]]] = {}
+    for row, candidates, n_positive in lists:
+        relevant = np.zeros(len(candidates), dtype=bool)
+        relevant[:n_positive] = True
+        scores = item_vectors[position[candidates]] @ profile_vectors[row]
+        values.setdefault(row, []).append(ranking_metrics(scores, relevant, k))
+    for row, pairs in values.items():
+        recall[row], ndcg[row] = np.mean(pairs, axis=0)
     return pd.DataFrame(
         {f"recall@{k}": recall, f"ndcg@{k}": ndcg, "n_positives": n_pos}, index=profiles.index
     )

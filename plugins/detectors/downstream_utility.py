@@ -60,23 +60,21 @@ def _encoder(context: AuditContext, params: DownstreamUtilityParams) -> tuple[Te
     return SentenceEncoder(path), f"all-MiniLM-L6-v2 ({path})"
 
 
-_TABLES: dict[tuple[int, str], pd.DataFrame] = {}
-
-
 def downstream_utility_table(
     context: AuditContext, params: DownstreamUtilityParams | None = None
 ) -> pd.DataFrame:
     """Per profile of ``context.subject.profiles`` (same index): ``recall@k``, ``ndcg@k``,
-    ``n_positives``, computed once per context and parameters."""
+    ``n_positives``, computed once per context and parameters (kept on the context, as its
+    cached features are)."""
     params = params or DownstreamUtilityParams()
-    key = (id(context), params.model_dump_json())
-    if key not in _TABLES:
+    tables: dict[str, pd.DataFrame] = context.__dict__.setdefault("_downstream_utility", {})
+    key = params.model_dump_json()
+    if key not in tables:
         profiles = context.subject.profiles
         if profiles is None:
             raise ValueError("the audit has no profiles")
         encoder, _ = _encoder(context, params)
-        _TABLES.clear()  # one context at a time: keep memory bounded
-        _TABLES[key] = profile_utility(
+        tables[key] = profile_utility(
             profiles,
             train=context.train.interactions.frame,
             test=context.test.interactions.frame,
@@ -88,7 +86,7 @@ def downstream_utility_table(
             draws=params.draws,
             max_positives=params.max_positives,
         )
-    return _TABLES[key]
+    return tables[key]
 
 
 class DownstreamUtilityDetector(Detector):

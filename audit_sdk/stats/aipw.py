@@ -27,26 +27,47 @@ Across treatments, p-values are corrected with Benjamini-Hochberg (1995) and the
 treatments get false-coverage-rate adjusted intervals (Benjamini & Yekutieli 2005, "False
 discovery rate-adjusted multiple confidence intervals for selected parameters", JASA
 100:71-81: marginal intervals at level ``1 - R q / m`` for the R selected of m tested).
+
+The estimator and its score live here; the pieces it calls live beside it and are re-exported:
+``_aipw_results`` (the result types), ``_aipw_preparation`` (validation, covariates, folds),
+``_aipw_nuisance`` (cross-fitted propensity and outcome models), ``_aipw_inference`` (standard
+errors, the score bootstrap, the naive difference) and ``_multiple_testing`` (BH and FCR).
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from typing import Any, Literal
 
 import numpy as np
-from scipy import linalg
 from scipy import stats as sps
-from sklearn.base import clone
-from sklearn.ensemble import HistGradientBoostingRegressor
-from sklearn.linear_model import LogisticRegression, Ridge
-from sklearn.model_selection import GroupKFold, StratifiedKFold
-from statsmodels.stats.multitest import multipletests
+from sklearn.linear_model import LogisticRegression
 from threadpoolctl import threadpool_limits
 
-from audit_sdk.stats.cluster_robust import cluster_robust_slope
+from audit_sdk.stats._aipw_inference import (
+    _bootstrap_draws,
+    _standard_errors,
+    _with_naive,
+    welch_difference,
+)
+from audit_sdk.stats._aipw_nuisance import (
+    OutcomeForm,
+    _cross_fit_outcome,
+    _cross_fit_propensity,
+    _cross_fit_ridge,
+)
+from audit_sdk.stats._aipw_preparation import (
+    _Covariates,
+    _FoldPlan,
+    _resolve_outcome_model,
+    _skip_reason,
+    _validate,
+    _validate_clip,
+)
+from audit_sdk.stats._aipw_results import AIPWResult, OverlapDiagnostic
+from audit_sdk.stats._multiple_testing import apply_multiple_testing
 
 __all__ = [
     "AIPWResult",
@@ -59,95 +80,9 @@ __all__ = [
     "welch_difference",
 ]
 
-OutcomeForm = Literal["separate", "joint"]
 OutcomeModelName = Literal["ridge", "gradient_boosting"]
 
 _IF_METHOD = "influence-function normal (cross-fitted AIPW)"
-
-
-@dataclass(frozen=True)
-class OverlapDiagnostic:
-    """How well the treated and control units overlap in their estimated propensities.
-
-    ``share_clipped`` is the share of units whose raw cross-fitted propensity fell outside
-    the clipping range (their weights were capped). The histogram has fixed edges on [0, 1]
-    and one count vector per arm.
-    """
-
-    share_clipped: float
-    n_clipped: int
-    propensity_min: float
-    propensity_max: float
-    edges: tuple[float, ...]
-    counts_treated: tuple[int, ...]
-    counts_control: tuple[int, ...]
-
-    def histogram(self) -> dict[str, list[float] | list[int]]:
-        """The form ``Finding.details["histogram"]`` takes."""
-        return {
-            "edges": list(self.edges),
-            "counts_treated": list(self.counts_treated),
-            "counts_control": list(self.counts_control),
-        }
-
-
-@dataclass(frozen=True)
-class AIPWResult:
-    """The estimate for one treatment, its uncertainty, and what it rests on.
-
-    ``ci_low``/``ci_high`` is the marginal interval at ``confidence``; ``fcr_ci_low``/
-    ``fcr_ci_high`` the interval at ``fcr_level`` = 1 - max(R, 1) q / m after selecting R of
-    m treatments with Benjamini-Hochberg at level q (Benjamini & Yekutieli 2005). For a
-    selected treatment that is the FCR-adjusted interval; when nothing is selected (R = 0)
-    the level uses R = 1, i.e. the Bonferroni simultaneous interval, which stays valid for a
-    treatment picked after looking (say, the most negative one). ``naive_*`` is the plain
-    difference in means, treated minus control, with its Welch interval (cluster-robust when
-    the units are clustered). A treatment that could
-    not be estimated has ``skipped`` set to the reason and no estimate.
-    """
-
-    treatment: str
-    n: int
-    n_treated: int
-    n_control: int
-    ate: float | None = None
-    se: float | None = None
-    ci_low: float | None = None
-    ci_high: float | None = None
-    ci_method: str | None = None
-    p_value: float | None = None
-    q_value: float | None = None
-    significant: bool | None = None
-    fcr_ci_low: float | None = None
-    fcr_ci_high: float | None = None
-    fcr_level: float | None = None
-    naive_diff: float | None = None
-    naive_ci_low: float | None = None
-    naive_ci_high: float | None = None
-    overlap: OverlapDiagnostic | None = None
-    skipped: str | None = None
-    warnings: tuple[str, ...] = ()
-    overlap_failed: str | None = None  # the reason, when positivity/overlap fails
-
-    @property
-    def trusted(self) -> bool:
-        """Estimated, with adequate overlap (the detector gates only on trusted rows)."""
-        return self.estimated and self.overlap_failed is None
-
-    @property
-    def estimated(self) -> bool:
-        return self.skipped is None and self.ate is not None
-
-
-@dataclass
-class _Inputs:
-    """Validated arrays shared by every treatment."""
-
-    y: np.ndarray
-    t: np.ndarray  # n x m, int8 in {0, 1}
-    names: list[str]
-    groups: np.ndarray | None  # cluster codes 0..C-1 or None
-
 
 # ---------------------------------------------------------------------------------------------
 # public API
@@ -381,438 +316,3 @@ def overlap_diagnostic(
         counts_treated=tuple(int(v) for v in counts_t),
         counts_control=tuple(int(v) for v in counts_c),
     )
-
-
-def welch_difference(
-    y: np.ndarray, t: np.ndarray, *, confidence: float = 0.95
-) -> tuple[float, float, float]:
-    """Difference in means (treated - control) and its Welch-Satterthwaite t interval."""
-    y1, y0 = y[t == 1], y[t == 0]
-    diff = float(y1.mean() - y0.mean())
-    v1 = y1.var(ddof=1) / len(y1)
-    v0 = y0.var(ddof=1) / len(y0)
-    se = math.sqrt(v1 + v0)
-    if se == 0.0:
-        return diff, diff, diff
-    df = (v1 + v0) ** 2 / (v1**2 / (len(y1) - 1) + v0**2 / (len(y0) - 1))
-    half = float(sps.t.ppf(0.5 + confidence / 2, df)) * se
-    return diff, diff - half, diff + half
-
-
-def apply_multiple_testing(
-    results: list[AIPWResult],
-    *,
-    fdr_q: float = 0.05,
-    bootstrap_draws: dict[int, np.ndarray] | None = None,
-) -> list[AIPWResult]:
-    """Benjamini-Hochberg q-values and FCR-adjusted intervals over the estimated results.
-
-    BH via ``statsmodels.stats.multitest.multipletests(method="fdr_bh")``. For R selected of
-    m tested, every estimated result gets an interval at level ``1 - max(R, 1) q / m``
-    (Benjamini & Yekutieli 2005): normal from its standard error, or percentile from its
-    bootstrap draws (``bootstrap_draws`` maps the result's index to them).
-    """
-    index = [i for i, r in enumerate(results) if r.estimated and r.p_value is not None]
-    if not index:
-        return list(results)
-    pvals = np.array([results[i].p_value for i in index], dtype=float)
-    reject, qvals, _, _ = multipletests(pvals, alpha=fdr_q, method="fdr_bh")
-    m = len(index)
-    selected = int(reject.sum())
-    miscoverage = max(selected, 1) * fdr_q / m
-    level = 1 - miscoverage
-    z = float(sps.norm.ppf(1 - miscoverage / 2))
-    out = list(results)
-    for k, i in enumerate(index):
-        r = results[i]
-        assert r.ate is not None and r.se is not None
-        if bootstrap_draws is not None and i in bootstrap_draws:
-            lo, hi = np.quantile(bootstrap_draws[i], [miscoverage / 2, 1 - miscoverage / 2])
-        else:
-            lo, hi = r.ate - z * r.se, r.ate + z * r.se
-        out[i] = replace(
-            r,
-            q_value=float(qvals[k]),
-            significant=bool(reject[k]),
-            fcr_ci_low=float(lo),
-            fcr_ci_high=float(hi),
-            fcr_level=float(level),
-        )
-    return out
-
-
-# ---------------------------------------------------------------------------------------------
-# validation and preparation
-
-
-def _validate(Y: Any, T: Any, names: Sequence[str] | None, groups: Any) -> _Inputs:
-    y = np.asarray(Y, dtype=float).reshape(-1)
-    if not np.isfinite(y).all():
-        bad = int(np.flatnonzero(~np.isfinite(y))[0])
-        raise ValueError(f"the outcome has a missing or infinite value at unit {bad}; drop it.")
-    t = np.asarray(T)
-    if t.ndim == 1:
-        t = t.reshape(-1, 1)
-    if t.ndim != 2 or t.shape[0] != len(y):
-        raise ValueError(
-            f"treatments must be an n x m array with n = {len(y)} rows, got shape {t.shape}."
-        )
-    if not np.isin(t, (0, 1)).all():
-        raise ValueError("treatments must be 0/1 indicators (binarize shares first).")
-    t = t.astype(np.int8)
-    if names is None:
-        names = [f"t{j}" for j in range(t.shape[1])]
-    names = [str(v) for v in names]
-    if len(names) != t.shape[1]:
-        raise ValueError(f"{len(names)} treatment names for {t.shape[1]} treatment columns.")
-    codes = None
-    if groups is not None:
-        groups = np.asarray(groups).reshape(-1)
-        if len(groups) != len(y):
-            raise ValueError(f"groups has {len(groups)} entries for {len(y)} units.")
-        _, codes = np.unique(groups, return_inverse=True)
-    return _Inputs(y=y, t=t, names=names, groups=codes)
-
-
-def _validate_clip(clip: tuple[float, float]) -> tuple[float, float]:
-    low, high = float(clip[0]), float(clip[1])
-    if not 0.0 < low < high < 1.0:
-        raise ValueError(f"clip must satisfy 0 < low < high < 1, got {clip}.")
-    return low, high
-
-
-def _skip_reason(
-    n1: int, n0: int, *, min_units: int, constant_outcome: bool, y: np.ndarray
-) -> str | None:
-    if n1 == 0:
-        return "no unit is treated (nobody has this treatment)"
-    if n0 == 0:
-        return "every unit is treated (no control group)"
-    if n1 < min_units:
-        return f"only {n1} treated units (need at least {min_units} per arm)"
-    if n0 < min_units:
-        return f"only {n0} control units (need at least {min_units} per arm)"
-    if constant_outcome:
-        return f"the outcome is constant ({y[0]:g} for every unit); no effect can be estimated"
-    return None
-
-
-def _with_naive(
-    base: AIPWResult,
-    y: np.ndarray,
-    t: np.ndarray,
-    confidence: float,
-    *,
-    groups: np.ndarray | None = None,
-) -> AIPWResult:
-    """The naive difference in means: Welch for independent units, cluster-robust (CR1, t with
-    G - 1 df) when units share a cluster, so it is as honest as the estimate beside it."""
-    if groups is None:
-        diff, lo, hi = welch_difference(y, t, confidence=confidence)
-    else:
-        diff, _, lo, hi = cluster_robust_slope(y, t, groups, confidence=confidence)
-    return replace(base, naive_diff=diff, naive_ci_low=lo, naive_ci_high=hi)
-
-
-class _Covariates:
-    """Covariate matrices per treatment: one shared array or one per treatment."""
-
-    def __init__(self, W: Any, *, n: int, m: int, standardize: bool) -> None:
-        self.standardize = standardize
-        self.n = n
-        self._shared: np.ndarray | None = None
-        self._per: Sequence[Any] | None = None
-        if isinstance(W, np.ndarray) or hasattr(W, "to_numpy") or W is None:
-            self._shared = self._prepare(np.zeros((n, 0)) if W is None else W)
-        else:
-            if len(W) != m:
-                raise ValueError(f"{len(W)} covariate arrays for {m} treatments.")
-            self._per = W
-
-    def _prepare(self, W: Any) -> np.ndarray:
-        x = np.asarray(W, dtype=float)
-        if x.ndim == 1:
-            x = x.reshape(-1, 1)
-        if x.shape[0] != self.n:
-            raise ValueError(f"covariates have {x.shape[0]} rows for {self.n} units.")
-        if not np.isfinite(x).all():
-            row, col = (int(v[0]) for v in np.nonzero(~np.isfinite(x)))
-            raise ValueError(
-                f"covariate column {col} has a missing or infinite value at unit {row}; "
-                "impute it (and add a missing indicator) first."
-            )
-        if self.standardize and x.shape[1]:
-            sd = x.std(axis=0)
-            # a constant column carries no information and slows L-BFGS down; drop it
-            x = (x[:, sd > 0] - x[:, sd > 0].mean(axis=0)) / sd[sd > 0]
-        if x.shape[1] == 0:  # no covariates: intercept-only nuisance models
-            x = np.zeros((self.n, 1))
-        return np.ascontiguousarray(x)
-
-    def matrix(self, j: int) -> np.ndarray:
-        if self._shared is not None:
-            return self._shared
-        assert self._per is not None
-        return self._prepare(self._per[j])
-
-
-class _FoldPlan:
-    """Which fold predicts each unit, per treatment (stratified) or shared (explicit/groups)."""
-
-    def __init__(self, folds: Any, groups: np.ndarray | None, *, n: int, seed: int) -> None:
-        self.seed = seed
-        self.n = n
-        self._fixed: np.ndarray | None = None
-        if isinstance(folds, (int, np.integer)):
-            if folds < 2:
-                raise ValueError(f"cross-fitting needs at least 2 folds, got {folds}.")
-            self.n_folds = int(folds)
-            if groups is not None:
-                n_groups = int(groups.max()) + 1
-                if n_groups < self.n_folds:
-                    raise ValueError(f"{n_groups} clusters cannot fill {self.n_folds} folds.")
-                splitter = GroupKFold(n_splits=self.n_folds, shuffle=True, random_state=seed)
-                self._fixed = self._from_pairs(splitter.split(np.zeros(n), groups=groups))
-        else:
-            pairs = [(np.asarray(tr), np.asarray(te)) for tr, te in folds]
-            self.n_folds = len(pairs)
-            self._fixed = self._from_pairs(pairs, check_complement=True)
-
-    def _from_pairs(self, pairs: Any, *, check_complement: bool = False) -> np.ndarray:
-        fold_id = np.full(self.n, -1, dtype=np.int64)
-        for k, (train, test) in enumerate(pairs):
-            if (fold_id[test] != -1).any():
-                raise ValueError(f"fold {k}'s test units also appear in an earlier fold.")
-            fold_id[test] = k
-            if check_complement:
-                expected = np.setdiff1d(np.arange(self.n), test)
-                if not np.array_equal(np.sort(train), expected):
-                    raise ValueError(
-                        f"fold {k}: the training units must be exactly the units outside its "
-                        "test units."
-                    )
-        if (fold_id == -1).any():
-            raise ValueError("the folds' test parts must cover every unit.")
-        return fold_id
-
-    def check(self, t: np.ndarray) -> str | None:
-        """A reason the folds cannot fit this treatment, or None."""
-        if self._fixed is None:
-            return None
-        for k in range(self.n_folds):
-            train = self._fixed != k
-            n1 = int(t[train].sum())
-            if n1 == 0 or n1 == int(train.sum()):
-                arm = "treated" if n1 == 0 else "control"
-                return f"cross-fitting fold {k}'s training part has no {arm} units"
-        return None
-
-    def fold_ids(self, t: np.ndarray) -> np.ndarray:
-        if self._fixed is not None:
-            return self._fixed
-        splitter = StratifiedKFold(n_splits=self.n_folds, shuffle=True, random_state=self.seed)
-        return self._from_pairs(splitter.split(np.zeros(self.n), t))
-
-
-def _resolve_outcome_model(model: Any, ridge_alpha: float, seed: int) -> tuple[Any, float | None]:
-    """The regressor and, for a plain ridge, its alpha (closed-form path)."""
-    if isinstance(model, str):
-        if model == "ridge":
-            return Ridge(alpha=ridge_alpha), float(ridge_alpha)
-        if model == "gradient_boosting":
-            return HistGradientBoostingRegressor(random_state=seed), None
-        raise ValueError(
-            f"unknown outcome_model {model!r}; use 'ridge', 'gradient_boosting' or a regressor."
-        )
-    if (
-        type(model) is Ridge
-        and model.fit_intercept
-        and not model.positive
-        and np.ndim(model.alpha) == 0
-        and model.solver in ("auto", "cholesky")
-    ):
-        return model, float(model.alpha)
-    if not hasattr(model, "fit") or not hasattr(model, "predict"):
-        raise ValueError(f"outcome_model {model!r} is not a scikit-learn regressor.")
-    return model, None
-
-
-# ---------------------------------------------------------------------------------------------
-# nuisance models
-
-
-def _cross_fit_propensity(
-    x: np.ndarray, t: np.ndarray, fold_id: np.ndarray, n_folds: int, model: Any
-) -> np.ndarray:
-    e = np.empty(len(t))
-    for k in range(n_folds):
-        test = fold_id == k
-        train = ~test
-        fitted = clone(model).fit(x[train], t[train])
-        column = list(fitted.classes_).index(1)
-        e[test] = fitted.predict_proba(x[test])[:, column]
-    return e
-
-
-def _cross_fit_outcome(
-    x: np.ndarray,
-    y: np.ndarray,
-    t: np.ndarray,
-    fold_id: np.ndarray,
-    n_folds: int,
-    model: Any,
-    form: OutcomeForm,
-) -> tuple[np.ndarray, np.ndarray]:
-    """Any scikit-learn regressor, refitted per fold (and per arm for ``separate``)."""
-    mu0 = np.empty(len(y))
-    mu1 = np.empty(len(y))
-    for k in range(n_folds):
-        test = fold_id == k
-        train = ~test
-        if form == "separate":
-            for arm, target in ((0, mu0), (1, mu1)):
-                rows = train & (t == arm)
-                target[test] = clone(model).fit(x[rows], y[rows]).predict(x[test])
-        else:
-            fitted = clone(model).fit(np.column_stack([x[train], t[train]]), y[train])
-            xt = x[test]
-            mu0[test] = fitted.predict(np.column_stack([xt, np.zeros(len(xt))]))
-            mu1[test] = fitted.predict(np.column_stack([xt, np.ones(len(xt))]))
-    return mu0, mu1
-
-
-def _cross_fit_ridge(
-    x: np.ndarray,
-    y: np.ndarray,
-    t: np.ndarray,
-    fold_id: np.ndarray,
-    n_folds: int,
-    alpha: float,
-    form: OutcomeForm,
-) -> tuple[np.ndarray, np.ndarray]:
-    """Ridge outcome models in closed form from per-(fold, arm) sufficient statistics.
-
-    Sorting the units by (fold, arm) once gives contiguous blocks; each block contributes its
-    Gram matrix ``X'X``, ``X'y``, column sums and count. A training set is "all blocks minus the
-    test fold's", so K folds cost one pass over the data plus K small (p x p) solves. The
-    solution is scikit-learn's ``Ridge(alpha, fit_intercept=True)``: centre X and y on the
-    training means, solve ``(Xc'Xc + alpha I) b = Xc'yc``, intercept ``ybar - xbar b``.
-    """
-    n, p = x.shape
-    label = fold_id * 2 + t
-    order = np.argsort(label, kind="stable")
-    bounds = np.concatenate([[0], np.cumsum(np.bincount(label, minlength=2 * n_folds))])
-    xs = x[order]
-    ys = y[order]
-    gram = np.empty((2 * n_folds, p, p))
-    xsum = np.empty((2 * n_folds, p))
-    xy = np.empty((2 * n_folds, p))
-    ysum = np.empty(2 * n_folds)
-    count = np.diff(bounds).astype(float)
-    for g in range(2 * n_folds):
-        block = xs[bounds[g] : bounds[g + 1]]
-        yb = ys[bounds[g] : bounds[g + 1]]
-        gram[g] = block.T @ block
-        xsum[g] = block.sum(axis=0)
-        xy[g] = block.T @ yb
-        ysum[g] = yb.sum()
-    # per arm totals; index [fold, arm]
-    gram_f = gram.reshape(n_folds, 2, p, p)
-    xsum_f = xsum.reshape(n_folds, 2, p)
-    xy_f = xy.reshape(n_folds, 2, p)
-    ysum_f = ysum.reshape(n_folds, 2)
-    count_f = count.reshape(n_folds, 2)
-    mu0 = np.empty(n)
-    mu1 = np.empty(n)
-    for k in range(n_folds):
-        test = fold_id == k
-        xt = x[test]
-        keep = np.arange(n_folds) != k
-        g_arm = gram_f[keep].sum(axis=0)
-        s_arm = xsum_f[keep].sum(axis=0)
-        xy_arm = xy_f[keep].sum(axis=0)
-        ys_arm = ysum_f[keep].sum(axis=0)
-        c_arm = count_f[keep].sum(axis=0)
-        if form == "separate":
-            coef = np.empty((p, 2))
-            icpt = np.empty(2)
-            for arm in (0, 1):
-                coef[:, arm], icpt[arm] = _ridge_solve(
-                    g_arm[arm], s_arm[arm], xy_arm[arm], ys_arm[arm], c_arm[arm], alpha
-                )
-            pred = xt @ coef + icpt
-            mu0[test], mu1[test] = pred[:, 0], pred[:, 1]
-        else:
-            # Design [X, T]: the T column's Gram entries come from the treated arm's sums.
-            gram_joint = np.empty((p + 1, p + 1))
-            gram_joint[:p, :p] = g_arm[0] + g_arm[1]
-            gram_joint[:p, p] = gram_joint[p, :p] = s_arm[1]
-            gram_joint[p, p] = c_arm[1]
-            sums = np.append(s_arm[0] + s_arm[1], c_arm[1])
-            xyv = np.append(xy_arm[0] + xy_arm[1], ys_arm[1])
-            b, c0 = _ridge_solve(gram_joint, sums, xyv, ys_arm.sum(), c_arm.sum(), alpha)
-            base = xt @ b[:p] + c0
-            mu0[test], mu1[test] = base, base + b[p]
-    return mu0, mu1
-
-
-def _ridge_solve(
-    gram: np.ndarray, xsum: np.ndarray, xy: np.ndarray, ysum: float, count: float, alpha: float
-) -> tuple[np.ndarray, float]:
-    xbar = xsum / count
-    ybar = ysum / count
-    a = gram - count * np.outer(xbar, xbar)
-    a.flat[:: a.shape[0] + 1] += alpha
-    rhs = xy - count * xbar * ybar
-    if a.shape[0] == 0:
-        return np.zeros(0), float(ybar)
-    coef = linalg.solve(a, rhs, assume_a="pos")
-    return coef, float(ybar - xbar @ coef)
-
-
-# ---------------------------------------------------------------------------------------------
-# inference
-
-
-def _standard_errors(psi: np.ndarray, ate: np.ndarray, groups: np.ndarray | None) -> np.ndarray:
-    n = psi.shape[0]
-    if groups is None:
-        return psi.std(axis=0, ddof=1) / math.sqrt(n)
-    centred = psi - ate
-    n_groups = int(groups.max()) + 1
-    sums = np.zeros((n_groups, psi.shape[1]))
-    np.add.at(sums, groups, centred)
-    # CR1 small-sample factor C / (C - 1) (Cameron & Miller 2015, J. Human Resources 50:317).
-    factor = n_groups / max(n_groups - 1, 1)
-    return np.sqrt(factor * (sums**2).sum(axis=0)) / n
-
-
-def _bootstrap_draws(
-    psi: np.ndarray,
-    groups: np.ndarray | None,
-    n_resamples: int,
-    rng: np.random.Generator,
-    *,
-    chunk: int = 64,
-) -> np.ndarray:
-    """Resampled ATEs (B x m): units (or clusters) drawn with replacement, scores fixed.
-
-    One set of draws serves every treatment (so the draws are also a joint bootstrap).
-    """
-    if groups is None:
-        sums, sizes = psi, np.ones(psi.shape[0])
-    else:
-        n_groups = int(groups.max()) + 1
-        sums = np.zeros((n_groups, psi.shape[1]))
-        np.add.at(sums, groups, psi)
-        sizes = np.bincount(groups, minlength=n_groups).astype(float)
-    n_units = sums.shape[0]
-    out = np.empty((n_resamples, psi.shape[1]))
-    for start in range(0, n_resamples, chunk):
-        b = min(chunk, n_resamples - start)
-        picks = rng.integers(0, n_units, size=(b, n_units))
-        picks += (np.arange(b) * n_units)[:, None]
-        weights = np.bincount(picks.ravel(), minlength=b * n_units).reshape(b, n_units)
-        weights = weights.astype(float)
-        out[start : start + b] = (weights @ sums) / (weights @ sizes)[:, None]
-    return out

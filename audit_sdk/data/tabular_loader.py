@@ -486,6 +486,9 @@ def _drop_unnamed(
     return frame.drop(columns=drop), notes
 
 
+_LONE_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
 def _read_jsonl(data: bytes, source: str, encoding: str) -> RawTable:
     text = decode_text(data, source=source, encoding=encoding, header_lines=0)
     records: list[dict[str, Any]] = []
@@ -509,6 +512,16 @@ def _read_jsonl(data: bytes, source: str, encoding: str) -> RawTable:
                 row=number,
                 hint='write one object per line, e.g. {"user_id": "u1", "item_id": "t1"}',
             )
+        if "\\ud" in line.lower():  # an escaped surrogate: only a pair is a character
+            for key, value in record.items():
+                if isinstance(value, str) and _LONE_SURROGATE.search(value):
+                    raise DataValidationError(
+                        "a lone UTF-16 surrogate escape (e.g. \\ud800) is not a character",
+                        source=source,
+                        row=number,
+                        column=str(key),
+                        hint="write the character itself, or a complete surrogate pair",
+                    )
         records.append(record)
         lines.append(number)
     if not records:

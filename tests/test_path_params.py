@@ -8,6 +8,7 @@ from typing import Annotated, Any
 
 import pytest
 import yaml
+from pydantic import Field
 
 from audit_sdk import PathParam, PluginParams, testing
 from audit_sdk.config import load_config
@@ -20,7 +21,7 @@ from audit_sdk.report_model import Finding
 class _Params(PluginParams):
     lexicon: Path
     extra: Annotated[str, PathParam()] | None = None
-    many: list[Path] = []
+    many: list[Path] = Field(default_factory=list)
     label: str = "not/a/path"  # a string that looks like a path but is not one
 
 

@@ -80,7 +80,9 @@ def test_strict_and_loose_policies_disagree_on_the_same_report() -> None:
     loose = parse_policy(
         {
             "fail_on_status": [],
-            "rules": [{"metric": "ndcg@10:min_max_ratio", "statistic": "ci_high", "fail_below": 0.5}],
+            "rules": [
+                {"metric": "ndcg@10:min_max_ratio", "statistic": "ci_high", "fail_below": 0.5}
+            ],
         }
     )
     strict_result = evaluate_gate(report, strict)

@@ -466,7 +466,9 @@ def test_junit_has_a_case_per_finding_and_counts_that_match(report: Report) -> N
             assert outcome == expected.get(f.status, [])
     windowed = [c.get("name") for c in cases if "(30d)" in (c.get("name") or "")]
     assert windowed == ["recall@10:difference [activity] (30d)"]
-    assert suites[-2].get("time") == "0.420"  # details["duration_s"] of the error finding (the runner's key)
+    assert (
+        suites[-2].get("time") == "0.420"
+    )  # details["duration_s"] of the error finding (the runner's key)
 
 
 def test_junit_escapes_markup_and_strips_characters_xml_forbids() -> None:

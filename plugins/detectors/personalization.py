@@ -33,6 +33,7 @@ import numpy as np
 import pandas as pd
 from pydantic import Field
 
+from audit_sdk.atomic_io import atomic_write_text
 from audit_sdk.finding_builders import group_disparity_finding
 from audit_sdk.hookspecs import hookimpl
 from audit_sdk.interfaces import AuditContext, Detector, GenerationParams
@@ -407,7 +408,7 @@ class PersonalizationDetector(Detector):
         columns += ["rating", "user_mean", "relative"]
         target = Path(path)
         target.parent.mkdir(parents=True, exist_ok=True)
-        table[columns].to_csv(target, index=False, float_format="%.6g")
+        atomic_write_text(target, table[columns].to_csv(index=False, float_format="%.6g"))
 
 
 def tau_vs_mae(findings: list[Finding]) -> dict[str, Any]:

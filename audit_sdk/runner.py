@@ -16,6 +16,7 @@ from audit_sdk.config import AuditConfig
 from audit_sdk.errors import ConfigError, ReportWriteError
 from audit_sdk.execution import Executor, executor_for
 from audit_sdk.interfaces import AuditContext, ModelRun
+from audit_sdk.memory_budget import budget_from_config, use_memory_budget
 from audit_sdk.pipeline.context_stage import build_context
 from audit_sdk.pipeline.data_stage import AuditData, load_audit_data
 from audit_sdk.pipeline.detection_stage import missing_requirement, run_detectors
@@ -68,6 +69,8 @@ class AuditRunner:
         )
         self.host = host or get_plugin_host(self.settings)
         self.executor: Executor = executor_for(config.execution)
+        # a bad execution.max_memory fails here, before any work
+        self.memory = budget_from_config(config.execution.max_memory)
 
     # -- stage 1 ----------------------------------------------------------------------------
     def plan(self) -> AuditPlan:
@@ -118,6 +121,8 @@ class AuditRunner:
     ) -> tuple[AuditContext, AuditData]:
         cfg = self.config
         data = load_audit_data(cfg, plan.loader, plan.subject, progress)
+        # stop at once when the smallest chunk of a stage cannot fit execution.max_memory
+        self.memory.check_audit_fits(n_users=len(data.users), n_items=len(data.dataset.catalog))
         plan.notes.extend(data.notes)
         services = self._services(plan, data)
         subject, samples = run_subject(
@@ -154,7 +159,8 @@ class AuditRunner:
         self, plan: AuditPlan | None = None, progress: ProgressDisplay | None = None
     ) -> AuditContext:
         """Load, split, obtain outputs and score users: everything detectors need."""
-        return self._context(plan or self.plan(), progress or ProgressDisplay(quiet=True))[0]
+        with use_memory_budget(self.memory):
+            return self._context(plan or self.plan(), progress or ProgressDisplay(quiet=True))[0]
 
     # -- stages 7 to 9 ----------------------------------------------------------------------
     def run(self) -> AuditResult:
@@ -163,7 +169,7 @@ class AuditRunner:
         context: AuditContext | None = None
         mitigated_contexts: list[AuditContext] = []
         try:
-            with ProgressDisplay(quiet=self.quiet) as progress:
+            with use_memory_budget(self.memory), ProgressDisplay(quiet=self.quiet) as progress:
                 context, data = self._context(plan, progress)
                 findings = generation_error_findings(context)
                 findings += run_detectors(plan.detectors, context, self.executor, progress)

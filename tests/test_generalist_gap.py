@@ -11,7 +11,7 @@ from audit_sdk.plugins.detectors.generalist_gap import GeneralistGapDetector
 from audit_sdk.errors import AuditSDKError
 from audit_sdk.interfaces import SubjectOutputs
 from audit_sdk.report_model import Finding
-from audit_sdk.testing import check_detector, make_host
+from audit_sdk.testing import check_detector, make_context, make_host
 from tests.causal_worlds import with_tables
 from tests.generalist_worlds import GeneralistWorld, generalist_world
 
@@ -204,3 +204,31 @@ def test_conformance_suite() -> None:
     world = generalist_world(9, slope=PLANTED, profiles=("a", "b"), windows=("30d", "1y"))
     findings = check_detector(GeneralistGapDetector(), world.context)
     assert len(findings) == 6
+
+
+def test_gs_from_an_embed_model_role() -> None:
+    """``embedding_role``: GS on a configured model's item vectors (here genre indicators from
+    the item texts, through the callable adapter) equals GS on the catalog's genre matrix."""
+    from audit_sdk.plugins.detectors.generalist_gap import _gs_from_role
+    from audit_sdk.plugins.features.generalist_specialist import gs_scores
+
+    from audit_sdk.features.listening import item_level_matrix
+
+    context = make_context(
+        n_users=200,
+        models={
+            "items": {
+                "adapter": "callable",
+                "params": {"target": "tests.genre_embedder:embed", "capabilities": ["embed"]},
+            }
+        },
+    )
+    detector = GeneralistGapDetector(GeneralistGapDetector.Params(embedding_role="items"))
+    found = _by_metric(detector.detect(context))
+    assert found["gs_gap:ndcg@10:quintile_gap"].status not in {"error", "skipped"}
+    gs = _gs_from_role(context, "items", 5)
+    levels = item_level_matrix(context.features.catalog, "genres")
+    assert levels is not None
+    expected = gs_scores(context.features.plays, levels[0].toarray(), min_items=5)
+    np.testing.assert_allclose(gs.to_numpy(), expected, rtol=1e-9)
+    assert gs.notna().sum() > 150

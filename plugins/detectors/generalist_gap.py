@@ -56,6 +56,10 @@ class GeneralistGapParams(PluginParams):
     """User-table columns to adjust the slope for (default: log activity, and age if known)."""
     feature: str = "gs_score"
     """The GS feature (or a ``gs_score`` column of the profiles or user table, which wins)."""
+    embedding_role: str | None = None
+    """Compute GS from item vectors of this ``models:`` role's ``embed`` (of each item's text:
+    title, artist, genres, country, year) instead of the PPMI-SVD ``gs_score`` feature."""
+    min_items: int = Field(default=5, ge=1, description="with embedding_role: fewest items")
     bins: int = Field(default=5, ge=2, le=20)
     """GS quantile bins (5: quintiles)."""
     n_resamples: int | None = Field(default=None, ge=100)
@@ -177,6 +181,8 @@ class GeneralistGapDetector(Detector):
         return _Rows(frame, quality, level, covariates, before - len(frame))
 
     def _gs(self, context: AuditContext, params: GeneralistGapParams, metric: str) -> pd.Series:
+        if params.embedding_role is not None:
+            return _gs_from_role(context, params.embedding_role, params.min_items)
         if "gs_score" in context.user_table.columns:
             return _numeric(context.user_table["gs_score"], "user table column 'gs_score'")
         features = context.features
@@ -363,6 +369,22 @@ class _Skip(Exception):
     def __init__(self, reason: str, metric: str) -> None:
         super().__init__(reason)
         self.metric = metric
+
+
+def _gs_from_role(context: AuditContext, role: str, min_items: int) -> pd.Series:
+    """GS-score (Waller & Anderson 2019, Eq. 1) on item vectors from a model role's ``embed``."""
+    from audit_sdk.plugins.detectors._profile_utility import item_texts
+    from audit_sdk.plugins.features.generalist_specialist import gs_scores
+
+    features = context.features
+    vectors = np.asarray(context.models.get(role).embed(item_texts(features.catalog).tolist()))
+    if vectors.ndim != 2 or len(vectors) != len(features.catalog):
+        raise AuditSDKError(
+            f"detector generalist_gap: models.{role}.embed returned shape {vectors.shape} for "
+            f"{len(features.catalog)} items; it must return one vector per text"
+        )
+    scores = gs_scores(features.plays, vectors, min_items=min_items)
+    return pd.Series(scores, index=features.users.astype(str), name="gs_score")
 
 
 def _with_downstream_utility(context: AuditContext, profiles: pd.DataFrame) -> pd.DataFrame:

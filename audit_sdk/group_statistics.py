@@ -85,44 +85,44 @@ def compare_groups_many(
     index = items[0][0].index
     prepared = [_prepare(values.reindex(index), groups, index) for values, groups in items]
     dtype = np.float32 if len(index) < 2**23 else np.float64
-    # Pairs share weights in packs whose dense design (users x 2 columns a group) fits a chunk.
+    # Pairs share one weight stream. Their dense designs (users x 2 columns a group) are built
+    # in packs that each fit a chunk; with several packs, each weight block is multiplied by
+    # every pack's design in turn (rebuilt per block), so the weights are drawn only once.
     chunk_bytes = current_memory_budget().chunk_bytes
+    packs: list[list[_Prepared]] = [[]]
+    for p in prepared:
+        width = 2 * sum(len(q.names) for q in packs[-1])
+        if packs[-1] and (width + 2 * len(p.names)) * len(index) * 4 > chunk_bytes:
+            packs.append([])
+        packs[-1].append(p)
+    n_users = len(index)
+    designs = [_design(pack, n_users, dtype) for pack in packs] if len(packs) == 1 else None
+    sums: list[list[np.ndarray]] = [[] for _ in packs]
+    for weights in poisson_weight_blocks(n_users, n_resamples, rng, dtype=dtype):
+        for i, pack in enumerate(packs):
+            design = designs[i] if designs is not None else _design(pack, n_users, dtype)
+            sums[i].append(weights @ design)
     out: list[GroupComparison] = []
-    pack: list[_Prepared] = []
-    for p in [*prepared, None]:
-        width = 2 * sum(len(q.names) for q in pack)
-        if pack and (p is None or (width + 2 * len(p.names)) * len(index) * 4 > chunk_bytes):
-            out += _compare_pack(
-                pack, len(index), n_resamples, rng, dtype, min_group_size, confidence
-            )
-            pack = []
-        if p is not None:
-            pack.append(p)
+    for pack, blocks in zip(packs, sums, strict=True):
+        out += _finish_pack(pack, np.vstack(blocks), min_group_size, confidence)
     return out
 
 
-def _compare_pack(
-    pack: list[_Prepared],
-    n_users: int,
-    n_resamples: int,
-    rng: np.random.Generator,
-    dtype: type,
-    min_group_size: int,
-    confidence: float,
-) -> list[GroupComparison]:
-    """Resample a pack of pairs at once: per (pair, group) a column of centred values and a
-    column of ones, so one product ``weights @ design`` gives every group's weighted sums."""
+def _design(pack: list[_Prepared], n_users: int, dtype: type) -> np.ndarray:
+    """Per (pair, group) a column of centred values and a column of ones, so one product
+    ``weights @ design`` gives every group's weighted sums."""
     offsets = np.cumsum([0, *(len(p.names) for p in pack)])
     design = np.zeros((n_users, 2 * offsets[-1]), dtype=dtype)
     for p, offset in zip(pack, offsets, strict=False):
         design[p.positions, 2 * (offset + p.codes)] = p.values - p.means[p.codes]
         design[p.positions, 2 * (offset + p.codes) + 1] = 1.0
-    sums = np.vstack(
-        [
-            weights @ design
-            for weights in poisson_weight_blocks(n_users, n_resamples, rng, dtype=dtype)
-        ]
-    )
+    return design
+
+
+def _finish_pack(
+    pack: list[_Prepared], sums: np.ndarray, min_group_size: int, confidence: float
+) -> list[GroupComparison]:
+    offsets = np.cumsum([0, *(len(p.names) for p in pack)])
     out = []
     for p, offset in zip(pack, offsets, strict=False):
         block = sums[:, 2 * offset : 2 * (offset + len(p.names))].astype(float)

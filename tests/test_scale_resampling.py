@@ -192,3 +192,30 @@ def test_several_means_from_one_weight_stream() -> None:
     assert out["gaps"].estimate == pytest.approx(np.nanmean(with_gaps))
     assert out["gaps"].low < out["gaps"].estimate < out["gaps"].high
     assert (out["flat"].low, out["flat"].high, out["flat"].method) == (0.5, 0.5, "degenerate")
+
+
+def test_packs_share_one_weight_stream_so_the_budget_does_not_change_intervals() -> None:
+    """A budget that splits the comparisons into several packs multiplies each weight block by
+    every pack: the intervals equal those of one pack (to float rounding), and the weights are
+    drawn once, not once per pack."""
+    rng0 = np.random.default_rng(7)
+    a = pd.Series(rng0.exponential(0.2, 500))
+    b = pd.Series(rng0.normal(1.0, 0.5, 500))
+    g1 = pd.Series(rng0.integers(0, 3, 500).astype(str))
+    g2 = pd.Series(rng0.integers(0, 4, 500).astype(str))
+    pairs = [(a, g1), (a, g2), (b, g1), (b, g2)]
+
+    def run(budget: MemoryBudget) -> list[tuple[float, float]]:
+        with use_memory_budget(budget):
+            many = compare_groups_many(
+                pairs,
+                min_group_size=30,
+                confidence=0.95,
+                n_resamples=200,
+                rng=np.random.default_rng(1),
+            )
+        return [(r.ci_low, r.ci_high) for c in many for r in c.rows]  # type: ignore[misc]
+
+    one_pack = run(MemoryBudget())
+    several = run(MemoryBudget(4 * 4 * 500 * 10))
+    np.testing.assert_allclose(np.array(several), np.array(one_pack), rtol=1e-5)

@@ -86,8 +86,8 @@ def compare_groups_many(
     prepared = [_prepare(values.reindex(index), groups, index) for values, groups in items]
     dtype = np.float32 if len(index) < 2**23 else np.float64
     # Pairs share one weight stream. Their dense designs (users x 2 columns a group) are built
-    # in packs that each fit a chunk; with several packs, each weight block is multiplied by
-    # every pack's design in turn (rebuilt per block), so the weights are drawn only once.
+    # in packs that each fit a chunk; each weight block is multiplied by every pack's design in
+    # turn, so the weights are drawn only once.
     chunk_bytes = current_memory_budget().chunk_bytes
     packs: list[list[_Prepared]] = [[]]
     for p in prepared:
@@ -96,7 +96,11 @@ def compare_groups_many(
             packs.append([])
         packs[-1].append(p)
     n_users = len(index)
-    designs = [_design(pack, n_users, dtype) for pack in packs] if len(packs) == 1 else None
+    # Keep every pack's design across weight blocks when together they fit two chunks (half
+    # of a cap); beyond that, rebuild each design per block rather than redraw the weights.
+    total = sum(2 * sum(len(p.names) for p in pack) for pack in packs) * n_users * 4
+    keep = len(packs) == 1 or total <= 2 * chunk_bytes
+    designs = [_design(pack, n_users, dtype) for pack in packs] if keep else None
     sums: list[list[np.ndarray]] = [[] for _ in packs]
     for weights in poisson_weight_blocks(n_users, n_resamples, rng, dtype=dtype):
         for i, pack in enumerate(packs):

@@ -21,27 +21,37 @@ the key.
 
 from __future__ import annotations
 
-import email.utils
 import hashlib
 import json
 import logging
 import os
 import random
 import threading
-import time
 from collections.abc import Sequence
 from concurrent.futures import FIRST_EXCEPTION, Future, ThreadPoolExecutor, wait
 from typing import TYPE_CHECKING, Any, ClassVar, Literal
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import urlsplit
 
 from pydantic import Field, field_validator
 
-from audit_sdk.deadlines import DeadlineNetworkBackend, deadline, remaining_s
+from audit_sdk.deadlines import deadline, remaining_s
 from audit_sdk.errors import AdapterError
 from audit_sdk.hookspecs import RegisterAdapter, hookimpl
 from audit_sdk.interfaces._params import PluginParams
 from audit_sdk.interfaces.adapter import Capability, GenerationParams, GeneratorAdapter
 from audit_sdk.redaction import redact_text, register_secret
+
+from ._deadline_transport import _deadline_spent, _deadline_transport
+from ._openai_http_errors import (
+    _RETRY_STATUS,
+    _Cancelled,
+    _connect_reason,
+    _error_message,
+    _excerpt,
+    _public_url,
+    _retry_after,
+    _Retryable,
+)
 
 if TYPE_CHECKING:
     import httpx
@@ -49,9 +59,6 @@ if TYPE_CHECKING:
 __all__ = ["OpenAIHTTPAdapter", "OpenAIHTTPParams"]
 
 logger = logging.getLogger(__name__)
-
-_EXCERPT = 160
-_RETRY_STATUS = frozenset({429, 500, 502, 503, 504})
 
 
 class OpenAIHTTPParams(PluginParams):
@@ -89,34 +96,6 @@ class OpenAIHTTPParams(PluginParams):
         if parts.scheme not in ("http", "https") or not parts.netloc:
             raise ValueError("must be an http:// or https:// URL, e.g. http://127.0.0.1:8000/v1")
         return value.rstrip("/")
-
-
-def _public_url(url: str) -> str:
-    """The URL without user:password, query or fragment (they may carry credentials)."""
-    parts = urlsplit(url)
-    host = parts.hostname or ""
-    if parts.port is not None:
-        host = f"{host}:{parts.port}"
-    return urlunsplit((parts.scheme, host, parts.path.rstrip("/"), "", ""))
-
-
-def _excerpt(text: str) -> str:
-    flat = " ".join(text.split())
-    return repr(flat if len(flat) <= _EXCERPT else flat[:_EXCERPT] + "...")
-
-
-class _Cancelled(Exception):
-    """Another prompt of the same call failed; this one was not finished."""
-
-
-class _Retryable(Exception):
-    """One failed attempt that may succeed if repeated."""
-
-    def __init__(self, kind: str, detail: str, retry_after: float | None = None) -> None:
-        super().__init__(detail)
-        self.kind = kind
-        self.detail = detail
-        self.retry_after = retry_after
 
 
 class OpenAIHTTPAdapter(GeneratorAdapter):
@@ -482,70 +461,6 @@ class OpenAIHTTPAdapter(GeneratorAdapter):
                 assert exc is not None
                 raise exc
             return [future.result() for future in futures]
-
-
-def _deadline_spent() -> bool:
-    left = remaining_s()
-    return left is not None and left <= 0
-
-
-def _deadline_transport(httpx_module: Any, limits: Any) -> Any:
-    """An HTTP transport whose connections honour :func:`audit_sdk.deadlines.deadline`."""
-    import httpcore
-
-    transport = httpx_module.HTTPTransport(limits=limits)
-    pool = getattr(transport, "_pool", None)
-    if isinstance(pool, httpcore.ConnectionPool):
-        transport._pool = httpcore.ConnectionPool(
-            max_connections=limits.max_connections,
-            max_keepalive_connections=limits.max_keepalive_connections,
-            keepalive_expiry=limits.keepalive_expiry,
-            network_backend=DeadlineNetworkBackend(),  # type: ignore[arg-type]
-        )
-    return transport
-
-
-def _connect_reason(exc: Exception) -> str:
-    text = str(exc)
-    lowered = text.lower()
-    if "refused" in lowered:
-        return "connection refused"
-    if "name or service not known" in lowered or "nodename nor servname" in lowered:
-        return "unknown host name"
-    return text or type(exc).__name__
-
-
-def _retry_after(value: str | None) -> float | None:
-    """Seconds to wait from a Retry-After header (delta-seconds or an HTTP date)."""
-    if value is None:
-        return None
-    value = value.strip()
-    try:
-        return max(0.0, float(value))
-    except ValueError:
-        pass
-    try:
-        when = email.utils.parsedate_to_datetime(value)
-    except (TypeError, ValueError):
-        return None
-    if when is None:
-        return None
-    return max(0.0, when.timestamp() - time.time())
-
-
-def _error_message(text: str) -> str:
-    """The server's own message where it sent an OpenAI-style error body."""
-    try:
-        payload = json.loads(text)
-    except ValueError:
-        return text
-    if isinstance(payload, dict):
-        error = payload.get("error")
-        if isinstance(error, dict) and isinstance(error.get("message"), str):
-            return error["message"]
-        if isinstance(error, str):
-            return error
-    return text
 
 
 @hookimpl

@@ -75,7 +75,13 @@ class SentenceEncoder:
                 raise AuditSDKError(
                     "sentence-transformers is not installed: pip install 'audit-sdk[embed]'"
                 ) from error
-            self._model = SentenceTransformer(str(self.path), device="cpu", local_files_only=True)
+            from audit_sdk.transformers_support import offline, quiet_transformers
+
+            offline()  # never the hub
+            with quiet_transformers():  # no weight-loading bar inside the audit's progress
+                self._model = SentenceTransformer(
+                    str(self.path), device="cpu", local_files_only=True
+                )
         vectors = self._model.encode(  # type: ignore[attr-defined]
             list(texts),
             batch_size=self.batch_size,

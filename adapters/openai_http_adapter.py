@@ -21,6 +21,7 @@ the key.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import logging
@@ -168,6 +169,11 @@ class OpenAIHTTPAdapter(GeneratorAdapter):
             if self._client is not None:
                 self._client.close()
                 self._client = None
+
+    def __del__(self) -> None:
+        # an adapter dropped without close() must not leave sockets to warn when collected
+        with contextlib.suppress(Exception):
+            self.close()
 
     def _api_key(self) -> str | None:
         env = self._params.api_key_env

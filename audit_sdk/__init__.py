@@ -37,6 +37,7 @@ if TYPE_CHECKING:
         UserFeature,
     )
     from audit_sdk.interfaces._params import PathParam
+    from audit_sdk.plugin_commands import PluginCommand
     from audit_sdk.report_model import Finding, GroupEstimate, Report
     from audit_sdk.thresholds import Threshold
 
@@ -74,6 +75,7 @@ _PUBLIC: dict[str, str] = {
         "audit_sdk.interfaces",
     ),
     "PathParam": "audit_sdk.interfaces._params",
+    "PluginCommand": "audit_sdk.plugin_commands",
     "Finding": "audit_sdk.report_model",
     "GroupEstimate": "audit_sdk.report_model",
     "Report": "audit_sdk.report_model",
@@ -97,6 +99,7 @@ __all__ = [
     "Needs",
     "NoParams",
     "PathParam",
+    "PluginCommand",
     "PluginParams",
     "ProfileSampler",
     "Report",

@@ -82,3 +82,12 @@ def test_built_in_plugins_provide_the_model_commands() -> None:
     assert host.get("command", "export-onnx").plugin == "onnx"
     result = runner.invoke(app, ["train-tinyrec", "--help"], env={"COLUMNS": "200"})
     assert result.exit_code == 0 and "--time-budget" in result.output
+
+
+def test_inline_plugins_can_add_commands() -> None:
+    from audit_sdk import testing
+
+    host = testing.make_host()
+    with testing.inline_plugin(host, _Hello):
+        assert host.registry.has("command", _Hello.name)
+    assert not host.registry.has("command", _Hello.name)

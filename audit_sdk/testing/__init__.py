@@ -30,6 +30,7 @@ from audit_sdk.interfaces import (
     Reporter,
     UserFeature,
 )
+from audit_sdk.plugin_commands import PluginCommand
 from audit_sdk.plugin_host import PluginHost, PluginSettings
 from audit_sdk.report_model import Finding
 from audit_sdk.runner import AuditRunner, missing_requirement
@@ -53,6 +54,7 @@ _HOOK_FOR_BASE: dict[type, str] = {
     Reporter: "audit_sdk_register_reporters",
     DatasetLoader: "audit_sdk_register_dataset_loaders",
     UserFeature: "audit_sdk_register_features",
+    PluginCommand: "audit_sdk_register_commands",
 }
 
 
@@ -98,6 +100,11 @@ class _InlinePlugin:
     @hookimpl
     def audit_sdk_register_features(self, register: Any) -> None:
         for cls in self._of(UserFeature):
+            register(cls)
+
+    @hookimpl
+    def audit_sdk_register_commands(self, register: Any) -> None:
+        for cls in self._of(PluginCommand):
             register(cls)
 
 

@@ -205,6 +205,12 @@ class AuditRunner:
             for adapter in plan.adapters():
                 with contextlib.suppress(Exception):
                     adapter.close()
+            for mitigated_context in mitigated_contexts:  # a mitigator's new model, if any
+                handle = mitigated_context.services.subject if mitigated_context.services else None
+                main = context.services.subject if context and context.services else None
+                if handle is not None and handle is not main:
+                    with contextlib.suppress(Exception):
+                        handle.close()
             if context is not None and context.services is not None:
                 with contextlib.suppress(Exception):
                     context.services.close()

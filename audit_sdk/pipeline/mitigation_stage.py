@@ -43,6 +43,7 @@ from audit_sdk.pipeline.plan import PlannedCall
 from audit_sdk.pipeline.subject_run import SubjectSetup, run_subject
 from audit_sdk.progress_display import ProgressDisplay
 from audit_sdk.report_model import Finding, MitigationRecord
+from audit_sdk.report_preparation import json_safe
 from audit_sdk.services import ModelHandle
 
 __all__ = ["MitigatedSubject", "apply_settings", "run_mitigators"]
@@ -254,7 +255,7 @@ def run_mitigators(
             before=subject,
             before_fingerprint=context.subject.fingerprint,
             changed=result.changes(),
-            details=_jsonable(result.details),
+            details=json_safe(result.details),
         )
         findings = [
             f.model_copy(update={"mitigation": record_info})
@@ -264,17 +265,3 @@ def run_mitigators(
         ]
         out.append(MitigatedSubject(mitigated, findings))
     return out
-
-
-def _jsonable(value: Any) -> Any:
-    if isinstance(value, dict):
-        return {str(k): _jsonable(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_jsonable(v) for v in value]
-    if isinstance(value, (str, int, bool)) or value is None:
-        return value
-    if isinstance(value, float):
-        return value
-    if hasattr(value, "item"):
-        return value.item()
-    return str(value)

@@ -8,12 +8,11 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 
-import numpy as np
-
 from audit_sdk import __version__
 from audit_sdk.config import AuditConfig, config_sha256
 from audit_sdk.interfaces import AuditContext, SubjectOutputs
 from audit_sdk.report_model import Finding, Provenance, Report, SubjectInfo
+from audit_sdk.report_preparation import json_safe
 
 __all__ = ["assemble_report", "generation_error_findings", "subject_info"]
 
@@ -23,7 +22,7 @@ def subject_info(outputs: SubjectOutputs) -> SubjectInfo:
         name=outputs.name,
         adapter=outputs.adapter,
         fingerprint=outputs.fingerprint,
-        description=_jsonable(outputs.description),
+        description=json_safe(outputs.description),
     )
 
 
@@ -86,15 +85,3 @@ def assemble_report(
     )
     report = Report.build(provenance=provenance, findings=findings, notes=list(notes))
     return report.model_copy(update={"title": config.title})
-
-
-def _jsonable(value: Any) -> Any:
-    if isinstance(value, dict):
-        return {str(k): _jsonable(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_jsonable(v) for v in value]
-    if isinstance(value, (str, int, float, bool)) or value is None:
-        return value
-    if isinstance(value, np.generic):
-        return value.item()
-    return str(value)

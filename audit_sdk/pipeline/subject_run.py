@@ -4,7 +4,7 @@ changed. The first pass runs them all; a mitigation re-enters here with what it 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import pandas as pd
 
@@ -64,27 +64,14 @@ def run_subject(
                 fingerprint=setup.fingerprint,
             )
     else:
-        outputs = SubjectOutputs(
-            name=setup.label,
-            adapter=previous.adapter,
-            fingerprint=setup.fingerprint or previous.fingerprint,
-            recommendations=previous.recommendations,
-            description=previous.description,
-            user_metrics=previous.user_metrics,
+        outputs = replace(
+            previous, name=setup.label, fingerprint=setup.fingerprint or previous.fingerprint
         )
     profiles = previous.profiles if previous is not None else None
     samples = previous_samples
     if rerun_profiles or previous is None:
         profiles, samples = _profiles(setup, data, generation, progress, notes)
-    outputs = SubjectOutputs(
-        name=outputs.name,
-        adapter=outputs.adapter,
-        fingerprint=outputs.fingerprint,
-        recommendations=outputs.recommendations,
-        profiles=profiles,
-        description=outputs.description,
-        user_metrics=outputs.user_metrics,
-    )
+    outputs = replace(outputs, profiles=profiles)
     with progress.step(f"Scoring {setup.label}"):
         run = score_run(outputs, data.test.interactions.frame, data.users, k=config.subject.k)
     return run, samples

@@ -87,10 +87,6 @@ class PersonalizationGroups:
     def n_groups(self) -> int:
         return int(self.members["group_id"].nunique()) if len(self.members) else 0
 
-    def sizes(self) -> pd.Series:
-        """Members per group, indexed by group id."""
-        return self.members.groupby("group_id", sort=False)["user_id"].size()
-
 
 def rating_timelines(interactions: pd.DataFrame) -> tuple[pd.DataFrame, dict[str, int]]:
     """Ratings with a timestamp, sorted by user and time, with ``history_n`` (ratings strictly

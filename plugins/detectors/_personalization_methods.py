@@ -66,13 +66,6 @@ class MethodRun:
     seconds: float = 0.0
     """wall time of the method (prompting, generation and parsing; the scorer's call)"""
 
-    @property
-    def n_usable_groups(self) -> int:
-        ok = self.predictions.groupby("group_id", sort=False)["predicted"].apply(
-            lambda p: bool(np.isfinite(p.to_numpy(dtype=float)).all())
-        )
-        return int(ok.sum())
-
 
 def _queries(groups: PersonalizationGroups) -> pd.DataFrame:
     return groups.members[

@@ -35,6 +35,7 @@ from pydantic import Field
 
 from audit_sdk.atomic_io import atomic_write_text
 from audit_sdk.finding_builders import group_disparity_finding
+from audit_sdk.group_statistics import compare_groups_many
 from audit_sdk.hookspecs import hookimpl
 from audit_sdk.interfaces import AuditContext, Detector, GenerationParams
 from audit_sdk.interfaces._params import PathParam
@@ -381,8 +382,17 @@ class PersonalizationDetector(Detector):
     def _by_user_group(self, context: AuditContext, run: MethodRun) -> list[Finding]:
         concordance = user_concordance(run.predictions)
         concordance = concordance[concordance.index.isin(context.user_table.index)]
-        if concordance.empty:
+        attributes = list(context.group_columns)
+        if concordance.empty or not attributes:
             return []
+        # one stream of bootstrap weights serves every attribute
+        comparisons = compare_groups_many(
+            [(concordance, context.user_table[a].reindex(concordance.index)) for a in attributes],
+            min_group_size=context.min_group_size,
+            confidence=context.bootstrap.confidence,
+            n_resamples=context.bootstrap.n_resamples,
+            rng=context.rng(f"{self.name}:user_concordance:{run.name}"),
+        )
         return [
             group_disparity_finding(
                 context,
@@ -394,8 +404,9 @@ class PersonalizationDetector(Detector):
                 threshold=self.threshold_for(f"user_concordance:{run.name}:group_gap"),
                 reference=REFERENCE,
                 label=run.name,
+                comparison=comparison,
             )
-            for attribute in context.group_columns
+            for attribute, comparison in zip(attributes, comparisons, strict=True)
         ]
 
     @staticmethod

@@ -1,8 +1,10 @@
 """Exposure of users to genres and artist countries, and the treatments made from it.
 
-:func:`exposure_from_history` computes each user's share of plays per level from the training
-history and the catalog; :func:`binarize_exposure` turns shares into the treatment the
-analyst chose (see :mod:`._causal_treatments` for the definitions).
+:func:`binarize_exposure` turns shares into the treatment the analyst chose (see
+:mod:`._causal_treatments` for the definitions). Shares from history come from the audit's
+shared features (``context.features.genre_shares`` / ``country_shares``, the one definition);
+:func:`exposure_from_history` is an independent pandas computation of the same shares, kept as
+the reference the tests hold that definition to.
 """
 
 from __future__ import annotations

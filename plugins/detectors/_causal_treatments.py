@@ -346,8 +346,10 @@ def _shares(
         raise DesignError(
             f"no {family} exposure: no {prefix}<level> columns and no training interactions"
         )
-    frame = interactions.assign(user_id=interactions["user_id"].astype(str))
-    per_user = exposure_from_history(frame, context.dataset.catalog.frame, family)
+    # the one definition of a user's shares (audit_sdk.features), computed once per audit
+    features = context.features
+    per_user = features.genre_shares if family == "genre" else features.country_shares
+    per_user = per_user.set_axis(per_user.index.astype(str))
     return (
         per_user.reindex(user_ids, fill_value=0.0).reset_index(drop=True),
         "training history joined with the catalog",

@@ -61,6 +61,15 @@ class RawTable:
             return int(position) + 1
         return int(self.rows[position])
 
+    def error_at(
+        self, position: int, column: str, message: str, *, hint: str | None = None
+    ) -> DataValidationError:
+        """The error for the cell at frame row ``position`` of ``column``: names this table's
+        file, the 1-based row and the column (``raise raw.error_at(...)``)."""
+        return DataValidationError(
+            message, source=self.source, row=self.row_of(position), column=column, hint=hint
+        )
+
     @property
     def column_list(self) -> str:
         return ", ".join(repr(str(c)) for c in self.frame.columns) or "(none)"
@@ -161,11 +170,10 @@ def _first(mask: np.ndarray) -> int:
 def _ids(raw: RawTable, column: str, key: str) -> pd.Series:
     series = raw.frame[column]
     if pd.api.types.is_bool_dtype(series.dtype):
-        raise DataValidationError(
+        raise raw.error_at(
+            0,
+            column,
             f"{key} must be an id (text or integer), got the boolean {_show(series.iloc[0])}",
-            source=raw.source,
-            row=raw.row_of(0),
-            column=column,
             hint=f"map `{key}` to the column that holds the ids",
         )
     if pd.api.types.is_float_dtype(series.dtype):
@@ -184,13 +192,12 @@ def _ids(raw: RawTable, column: str, key: str) -> pd.Series:
     structured = objects.map(_is_structured).to_numpy(dtype=bool)
     if structured.any():
         position = _first(structured)
-        raise DataValidationError(
+        raise raw.error_at(
+            position,
+            column,
             f"{key} must be text or an integer, got the JSON "
             f"{'object' if isinstance(_as_json(objects.iloc[position]), dict) else 'list'} "
             f"{_show(objects.iloc[position])}",
-            source=raw.source,
-            row=raw.row_of(position),
-            column=column,
             hint=f"map `{key}` to the column that holds the ids, or write the id itself "
             '(e.g. "u1", not {"id": "u1"})',
         )
@@ -229,11 +236,10 @@ def _id_text(value: Any) -> Any:
 
 
 def _raise_empty(raw: RawTable, position: int, column: str, key: str) -> NoReturn:
-    raise DataValidationError(
+    raise raw.error_at(
+        position,
+        column,
         f"{key} is empty; every row needs a {key}",
-        source=raw.source,
-        row=raw.row_of(position),
-        column=column,
         hint="fill in the value or remove the row",
     )
 
@@ -249,11 +255,10 @@ def _numbers(
     """Parse a numeric column to float64; NaN where missing (an error if ``required``)."""
     series = raw.frame[column]
     if pd.api.types.is_bool_dtype(series.dtype):
-        raise DataValidationError(
+        raise raw.error_at(
+            0,
+            column,
             f"{key} must be a number, got the boolean {_show(series.iloc[0])}",
-            source=raw.source,
-            row=raw.row_of(0),
-            column=column,
             hint=f"store {key} as numbers",
         )
     if pd.api.types.is_numeric_dtype(series.dtype):
@@ -271,21 +276,19 @@ def _numbers(
         bad = (np.isnan(values) & ~missing) | bad_kind
         if bad.any():
             position = _first(bad)
-            raise DataValidationError(
+            raise raw.error_at(
+                position,
+                column,
                 f"{key} must be a number, got {_show(series.iloc[position])}",
-                source=raw.source,
-                row=raw.row_of(position),
-                column=column,
                 hint=f"correct the value, or map `{key}` to the right column",
             )
     infinite = np.isinf(values)
     if infinite.any():
         position = _first(infinite)
-        raise DataValidationError(
+        raise raw.error_at(
+            position,
+            column,
             f"{key} must be a finite number, got {_show(series.iloc[position])}",
-            source=raw.source,
-            row=raw.row_of(position),
-            column=column,
             hint="correct the value or remove the row",
         )
     if required and missing.any():
@@ -293,12 +296,11 @@ def _numbers(
     huge = np.abs(np.where(missing, 0.0, values)) > _MAX_EXACT
     if huge.any():
         position = _first(huge)
-        raise DataValidationError(
+        raise raw.error_at(
+            position,
+            column,
             f"{key} {_show(series.iloc[position])} is too large to count exactly (limit "
             f"{_MAX_EXACT:.3g}); sums over it would overflow or lose the user",
-            source=raw.source,
-            row=raw.row_of(position),
-            column=column,
             hint="check the column's unit and parsing (a timestamp or id mapped as "
             f"{key}?), or correct the row",
         )
@@ -306,11 +308,10 @@ def _numbers(
         negative = values < 0
         if negative.any():
             position = _first(negative)
-            raise DataValidationError(
+            raise raw.error_at(
+                position,
+                column,
                 f"{key} must be >= 0, got {_show(series.iloc[position])}",
-                source=raw.source,
-                row=raw.row_of(position),
-                column=column,
                 hint=f"{key} counts or measures something and cannot be negative; fix or "
                 "remove the row",
             )
@@ -357,11 +358,10 @@ def _raise_timestamp(
     how = {"s": "epoch seconds", "ms": "epoch milliseconds", "iso": "ISO 8601"}.get(
         unit or "", "ISO 8601 or epoch seconds/milliseconds"
     )
-    raise DataValidationError(
+    raise raw.error_at(
+        position,
+        column,
         f"cannot parse timestamp {_show(value)} as {how}",
-        source=raw.source,
-        row=raw.row_of(position),
-        column=column,
         hint="write timestamps as ISO 8601 (2025-01-31T12:00:00Z) or epoch numbers, and set "
         "`timestamp_unit:` (s, ms or iso) in the loader params",
     )
@@ -402,22 +402,20 @@ def _genres(raw: RawTable, column: str, separator: str) -> list[tuple[str, ...]]
         elif value is None or (isinstance(value, float) and np.isnan(value)):
             parts = []
         else:
-            raise DataValidationError(
+            raise raw.error_at(
+                position,
+                column,
                 f"genres must be text joined by {separator!r} or a list of text, got {_show(value)}",
-                source=raw.source,
-                row=raw.row_of(position),
-                column=column,
                 hint="write genres like `rock|indie`, or set `genre_separator:` in the loader "
                 "params",
             )
         seen: dict[str, None] = {}
         for part in parts:
             if not isinstance(part, str):
-                raise DataValidationError(
+                raise raw.error_at(
+                    position,
+                    column,
                     f"genres must be text, got {part!r}",
-                    source=raw.source,
-                    row=raw.row_of(position),
-                    column=column,
                     hint="store genre names as text",
                 )
             name = " ".join(part.split()).lower()
@@ -436,12 +434,11 @@ def _check_ages(raw: RawTable, column: str, values: Any) -> None:
     bad = np.isfinite(numbers) & ((numbers < low) | (numbers > high))
     if bad.any():
         position = _first(bad)
-        raise DataValidationError(
+        raise raw.error_at(
+            position,
+            column,
             f"age {numbers[position]:g} is impossible (ages lie in {low:g} to {high:g}); "
             f"{int(bad.sum())} users have such an age",
-            source=raw.source,
-            row=raw.row_of(position),
-            column=column,
             hint="correct or blank the value (a missing age is allowed), or map `age` to the "
             "right column (birth year? age in months?)",
         )

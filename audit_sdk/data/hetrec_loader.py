@@ -344,11 +344,10 @@ def _integers(raw: RawTable, column: str) -> np.ndarray:
     bad = np.isnan(values) | (np.mod(values, 1.0) != 0.0)
     if bad.any():
         position = int(np.flatnonzero(bad)[0])
-        raise DataValidationError(
+        raise raw.error_at(
+            position,
+            column,
             f"expected an integer id, got {raw.frame[column].iloc[position]!r}",
-            source=raw.source,
-            row=raw.row_of(position),
-            column=column,
             hint="the file is corrupt; re-download it",
         )
     return values.astype(np.int64)

@@ -251,11 +251,10 @@ def one_hot_genres(raw: RawTable, selector: ColumnSelector, *, separator: str) -
         bad = ~(text.isin(_TRUE) | text.isin(_FALSE))
         if bool(bad.any()):
             position = int(np.flatnonzero(bad.to_numpy())[0])
-            raise DataValidationError(
+            raise raw.error_at(
+                position,
+                column,
                 f"a one-hot genre column must hold 0 or 1, got {frame[column].iloc[position]!r}",
-                source=raw.source,
-                row=raw.row_of(position),
-                column=column,
                 hint="check genre_columns: it should select only the 0/1 genre columns",
             )
         flags[level] = text.isin(_TRUE).to_numpy()

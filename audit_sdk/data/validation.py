@@ -39,7 +39,6 @@ from audit_sdk.data._column_values import (
     decode_text,
 )
 from audit_sdk.data.tables import Catalog, Dataset, Interactions, Users
-from audit_sdk.errors import DataValidationError
 
 __all__ = [
     "CATALOG_KEYS",
@@ -123,12 +122,11 @@ def validate_interactions(
             pairs = [(int(positions[idx[0]]), int(positions[idx[1]])) for idx in groups.values()]
             first, second = min(pairs, key=lambda p: p[1])
             described = ", ".join(f"{k} {frame[k].iloc[first]!s}" for k in key_columns)
-            raise DataValidationError(
+            raise raw.error_at(
+                second,
+                resolved["item_id"],
                 f"duplicate row: rows {raw.row_of(first)} and {raw.row_of(second)} have the "
                 f"same {described} ({int(duplicated.sum())} rows are duplicates in all)",
-                source=raw.source,
-                row=raw.row_of(second),
-                column=resolved["item_id"],
                 hint="remove the repeated rows, or add their plays into one row",
             )
     return frame
@@ -143,12 +141,11 @@ def _require_unique(raw: RawTable, ids: pd.Series, key: str, column: str, *, wha
     value = ids.iloc[positions[0]]
     same = positions[(ids.iloc[positions] == value).to_numpy()]
     noun = "catalog item ids" if what == "catalog" else "user ids"
-    raise DataValidationError(
+    raise raw.error_at(
+        same[1],
+        column,
         f"{key} {_show(value)} appears twice, in rows {raw.row_of(same[0])} and "
         f"{raw.row_of(same[1])}; {noun} must be unique",
-        source=raw.source,
-        row=raw.row_of(same[1]),
-        column=column,
         hint=f"remove or merge the duplicate {what} rows",
     )
 
@@ -194,11 +191,10 @@ def validate_catalog(
         fractional = ~np.isnan(years) & (np.mod(years, 1.0) != 0.0)
         if fractional.any():
             position = _first(fractional)
-            raise DataValidationError(
+            raise raw.error_at(
+                position,
+                resolved["release_year"],
                 f"release_year must be a whole year, got {_show(raw.frame[resolved['release_year']].iloc[position])}",
-                source=raw.source,
-                row=raw.row_of(position),
-                column=resolved["release_year"],
                 hint="write the year as an integer such as 1999",
             )
         release_year = pd.array([None if np.isnan(y) else int(y) for y in years], dtype="Int64")
@@ -284,12 +280,11 @@ def _check_references(
     value = interactions[key].iloc[position]
     n_rows = int(unknown.sum())
     n_distinct = int(interactions[key][unknown].nunique())
-    raise DataValidationError(
+    raise raw.error_at(
+        position,
+        column,
         f"{key} {_show(value)} is not in the {table} ({table_source}); {n_rows} interaction rows "
         f"({n_distinct} distinct {key}s) reference {key}s missing from the {table}",
-        source=raw.source,
-        row=raw.row_of(position),
-        column=column,
         hint=f"add the missing {key}s to the {table}, drop those interactions, or check that "
         f"`{'columns'}.{key}` maps the right column",
     )

@@ -21,7 +21,7 @@ from audit_sdk.interfaces.context import (
 from audit_sdk.interfaces.dataset_loader import DatasetLoader
 from audit_sdk.interfaces.detector import Detector
 from audit_sdk.interfaces.feature import UserFeature
-from audit_sdk.interfaces.mitigator import MitigationResult, Mitigator
+from audit_sdk.interfaces.mitigator import MitigationResult, MitigationSkipped, Mitigator
 from audit_sdk.interfaces.reporter import Reporter
 from audit_sdk.interfaces.requirements import (
     AdapterCapability,
@@ -43,6 +43,7 @@ __all__ = [
     "MetricSpec",
     "MitigationInfo",
     "MitigationResult",
+    "MitigationSkipped",
     "Mitigator",
     "ModelRun",
     "Needs",

@@ -31,7 +31,7 @@ if TYPE_CHECKING:
     from audit_sdk.interfaces.context import AuditContext, SubjectOutputs
     from audit_sdk.interfaces.sampler import ProfileSampler
 
-__all__ = ["MitigationResult", "Mitigator"]
+__all__ = ["MitigationResult", "MitigationSkipped", "Mitigator"]
 
 # Config sections (and keys) a mitigator may override; the data, split and groups stay fixed
 # so before and after are measured on the same users and held-out items.
@@ -40,6 +40,12 @@ OVERRIDABLE: dict[str, frozenset[str]] = {
     "profiles": frozenset({"template", "temperature", "top_p", "max_new_tokens"}),
     "subject": frozenset({"temperature", "max_new_tokens"}),
 }
+
+
+class MitigationSkipped(Exception):  # noqa: N818 (a verdict, not an error)
+    """Raised by :meth:`Mitigator.mitigate` when the mitigation does not apply to this audit
+    (e.g. no preference pair above the margin); the message is the reason. The audit records
+    a ``skipped`` finding for the mitigator and goes on."""
 
 
 @dataclass(frozen=True)

@@ -28,6 +28,7 @@ from audit_sdk.interfaces import (
     GeneratorAdapter,
     MitigationInfo,
     MitigationResult,
+    MitigationSkipped,
     Mitigator,
     ProfileSampler,
 )
@@ -228,6 +229,10 @@ def run_mitigators(
                 timeout_s=call.timeout_s,
             )
         )
+        if not record.ok and isinstance(record.error, MitigationSkipped):
+            reason = str(record.error)
+            out.append(MitigatedSubject(context, [skipped_finding(mitigator.name, subject, reason)]))
+            continue
         if not record.ok or not isinstance(record.result, MitigationResult):
             if record.ok:
                 record.error = TypeError(

@@ -231,7 +231,9 @@ def run_mitigators(
         )
         if not record.ok and isinstance(record.error, MitigationSkipped):
             reason = str(record.error)
-            out.append(MitigatedSubject(context, [skipped_finding(mitigator.name, subject, reason)]))
+            out.append(
+                MitigatedSubject(context, [skipped_finding(mitigator.name, subject, reason)])
+            )
             continue
         if not record.ok or not isinstance(record.result, MitigationResult):
             if record.ok:

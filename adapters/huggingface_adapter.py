@@ -214,6 +214,12 @@ class HuggingFaceAdapter(LocalCausalLM):
             logits = logits[:, -1:, :]
         return logits.float().cpu().numpy()
 
+    def _tail_logits(self, input_ids: np.ndarray, attention_mask: np.ndarray, keep: int) -> Any:
+        extra = {"logits_to_keep": keep} if self.accepts_logits_to_keep_ else {}
+        with torch_threads(self.threads_):
+            logits = self._forward(input_ids, attention_mask, **extra)
+        return logits[:, -keep:, :].float().cpu().numpy()
+
     def _generate_batch(
         self,
         input_ids: np.ndarray,

@@ -16,6 +16,7 @@ from typing import Any, ClassVar
 import numpy as np
 import pandas as pd
 
+from audit_sdk.attribution.token_scoring import TargetLogprobs
 from audit_sdk.errors import AdapterError
 from audit_sdk.interfaces import (
     Capability,
@@ -37,6 +38,13 @@ from .local_model_files import (
 from .token_sampling import prompt_generators
 
 __all__ = ["SMALL_MODEL_PARAMETERS", "LocalCausalLM"]
+
+
+def _log_softmax(logits: Any) -> np.ndarray:
+    """float64 log-softmax over the last axis of a numpy or torch array."""
+    values = np.asarray(logits, dtype=np.float64)
+    peak = values.max(axis=-1, keepdims=True)
+    return values - (peak + np.log(np.exp(values - peak).sum(axis=-1, keepdims=True)))
 
 
 # Below this size a forward pass is too small to split across threads: on two cores one thread
@@ -229,6 +237,65 @@ class LocalCausalLM(GeneratorAdapter):
                 results[i] = TokenScores(cont_ids[i], [float(x) for x in logprobs])
         return [r if r is not None else TokenScores([], []) for r in results]
 
+    def context_length(self) -> int | None:
+        """The most tokens one sequence may have (None when the config does not say)."""
+        self._ensure_loaded()
+        return self._context_length()
+
+    def _tail_logits(self, input_ids: np.ndarray, attention_mask: np.ndarray, keep: int) -> Any:
+        """Logits (n, keep, vocab) at the last ``keep`` columns of a left-padded batch."""
+        return self._logits(input_ids, attention_mask, last_only=False)[:, -keep:, :]
+
+    def score_token_ids(
+        self,
+        prompts: Sequence[Sequence[int]],
+        targets: Sequence[Sequence[int]],
+        *,
+        max_batch_tokens: int = 8192,
+    ) -> list[TargetLogprobs]:
+        """Target log-probabilities of token sequences (the attribution engine's
+        :class:`~audit_sdk.attribution.TokenScorer`): ``log P(y_t | x, y_<t)`` and
+        ``log P(y_t | x)`` for every target token, from one forward pass per sequence.
+
+        Sequences are sorted by length and packed into left-padded batches of at most
+        ``max_batch_tokens`` padded tokens; position ids skip the padding, so a row's scores
+        do not depend on its batch. Only the last ``T + 1`` columns' logits are kept."""
+        self._ensure_loaded()
+        if len(prompts) != len(targets):
+            raise AdapterError(
+                f"adapter {self.name!r}: score_token_ids() got {len(prompts)} prompts and "
+                f"{len(targets)} targets."
+            )
+        full = [[*p, *t] for p, t in zip(prompts, targets, strict=True)]
+        results: list[TargetLogprobs | None] = [None] * len(full)
+        order = sorted(range(len(full)), key=lambda i: (len(full[i]), i))
+        start = 0
+        while start < len(order):
+            stop = start + 1
+            while (
+                stop < len(order)
+                and len(full[order[stop]]) * (stop - start + 1) <= max_batch_tokens
+            ):
+                stop += 1
+            batch = order[start:stop]
+            start = stop
+            ids, mask = self._left_pad([full[i] for i in batch])
+            keep = max(len(targets[i]) for i in batch) + 1
+            logits = self._tail_logits(ids, mask, keep)
+            logprobs = _log_softmax(logits)
+            for row, i in enumerate(batch):
+                target = np.asarray(targets[i], dtype=np.int64)
+                n = len(target)
+                # Column c of the kept tail predicts the token at column c + 1.
+                cols = np.arange(keep - n - 1, keep - 1)
+                in_context = logprobs[row, cols, target]
+                from_prompt = logprobs[row, keep - n - 1, target]
+                results[i] = TargetLogprobs(
+                    np.asarray(in_context, dtype=np.float64),
+                    np.asarray(from_prompt, dtype=np.float64),
+                )
+        return [r for r in results if r is not None]
+
     def tokenize(self, texts: Sequence[str]) -> list[Tokenization]:
         """Token ids as the model sees each text (special tokens included, with an empty
         ``(0, 0)`` span) and each token's character span in the text."""
@@ -239,6 +306,8 @@ class LocalCausalLM(GeneratorAdapter):
                 f"(tokenizer.json) in {self.path_}; convert it with "
                 f"PreTrainedTokenizerFast and save_pretrained."
             )
+        if not texts:
+            return []
         encoded = self.tokenizer_(list(texts), return_offsets_mapping=True)
         return [
             Tokenization(list(ids), [(int(a), int(b)) for a, b in offsets])

@@ -152,6 +152,14 @@ class OnnxAdapter(LocalCausalLM):
         )
         return logits
 
+    def _tail_logits(self, input_ids: np.ndarray, attention_mask: np.ndarray, keep: int) -> Any:
+        width = input_ids.shape[1]
+        positions = np.arange(width - keep, width)
+        logits, _ = self._run(
+            input_ids, attention_mask, positions, self._empty_past(len(input_ids))
+        )
+        return logits
+
     def _generate_batch(
         self,
         input_ids: np.ndarray,

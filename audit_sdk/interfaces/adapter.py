@@ -46,6 +46,8 @@ class TokenScores:
 
     token_ids: list[int]
     logprobs: list[float]
+    # Each token's (start, end) characters in the continuation, when the adapter knows them.
+    offsets: list[tuple[int, int]] | None = None
 
     @property
     def total(self) -> float:

@@ -133,7 +133,7 @@ def _check_directory(path: Path, backend: str) -> None:
         )
 
 
-class EmbeddingAdapter(GeneratorAdapter[EmbeddingParams]):
+class EmbeddingAdapter(GeneratorAdapter):
     """A sentence embedding model (MiniLM by default, or WordLlama) serving ``embed``."""
 
     name = "embedding"
@@ -144,13 +144,18 @@ class EmbeddingAdapter(GeneratorAdapter[EmbeddingParams]):
     capabilities: ClassVar[frozenset[Capability]] = frozenset({"embed"})
     Params = EmbeddingParams
 
-    def __init__(self, params: EmbeddingParams | None = None) -> None:
+    def __init__(self, params: PluginParams | None = None) -> None:
         super().__init__(params)
         self._encoder: SentenceEncoder | WordLlamaEncoder | None = None
 
+    @property
+    def settings(self) -> EmbeddingParams:
+        assert isinstance(self.params, EmbeddingParams)
+        return self.params
+
     def model_path(self) -> Path | None:
         """The model folder this adapter reads (None: the files inside the wordllama wheel)."""
-        params = self.params
+        params = self.settings
         if params.path is not None:
             return Path(params.path).expanduser()
         if params.backend == "wordllama":
@@ -165,7 +170,7 @@ class EmbeddingAdapter(GeneratorAdapter[EmbeddingParams]):
 
     def _get_encoder(self) -> SentenceEncoder | WordLlamaEncoder:
         if self._encoder is None:
-            params = self.params
+            params = self.settings
             path = self.model_path()
             if params.backend == "wordllama":
                 self._encoder = WordLlamaEncoder(path, dim=params.dim)
@@ -179,7 +184,7 @@ class EmbeddingAdapter(GeneratorAdapter[EmbeddingParams]):
         return self._get_encoder().embed(list(texts))
 
     def fingerprint(self) -> str:
-        params = self.params
+        params = self.settings
         path = self.model_path()
         where = str(path) if path is not None else f"wordllama-package:{_WORDLLAMA_CONFIG}"
         dim = f":{params.dim}" if params.backend == "wordllama" else ""

@@ -21,6 +21,7 @@ from .spans import (
     SpannedPrompt,
     SpanRole,
 )
+from .summary import AttributionSummary, PromptMagnitudes, prompt_magnitudes, summarize_attribution
 from .token_positions import span_token_positions
 from .token_scoring import TargetLogprobs, TokenScorer
 
@@ -30,7 +31,9 @@ __all__ = [
     "RECOMMENDATION_TEMPLATE",
     "AttributionInputError",
     "AttributionResult",
+    "AttributionSummary",
     "PromptAttribution",
+    "PromptMagnitudes",
     "PromptTemplate",
     "Span",
     "SpanRole",
@@ -38,6 +41,8 @@ __all__ = [
     "TargetLogprobs",
     "TokenScorer",
     "attribute",
+    "prompt_magnitudes",
     "span_token_positions",
     "spanned_recommendation_prompt",
+    "summarize_attribution",
 ]

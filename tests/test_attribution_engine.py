@@ -9,7 +9,7 @@ import pytest
 pytest.importorskip("torch")
 pytest.importorskip("transformers")
 
-from audit_sdk.attribution import (  # noqa: E402
+from audit_sdk.attribution import (
     PREFIX_SPAN,
     AttributionInputError,
     PromptTemplate,
@@ -17,9 +17,9 @@ from audit_sdk.attribution import (  # noqa: E402
     span_token_positions,
     spanned_recommendation_prompt,
 )
-from audit_sdk.recommendation_prompts import recommendation_prompt  # noqa: E402
+from audit_sdk.recommendation_prompts import recommendation_prompt
 
-from .attribution_fixtures import history_prompts, tiny_adapter  # noqa: E402
+from .attribution_fixtures import history_prompts, tiny_adapter
 
 
 @pytest.fixture(scope="module")

@@ -24,7 +24,7 @@ import jinja2
 import pandas as pd
 
 from audit_sdk.config import SamplingConfig
-from audit_sdk.data.tables import Catalog, Dataset
+from audit_sdk.data.tables import Catalog, Dataset, Interactions
 from audit_sdk.errors import MissingCapabilityError
 from audit_sdk.generation_cache import GenerationCache
 from audit_sdk.interfaces.adapter import GenerationParams, GeneratorAdapter
@@ -40,6 +40,7 @@ __all__ = [
     "generate_profiles",
     "profile_prompt_table",
     "sample_profile_windows",
+    "window_interactions",
 ]
 
 PROFILE_COLUMNS = (
@@ -76,24 +77,34 @@ def sample_profile_windows(
     Data without timestamps (HetRec Last.fm) has no windows: the result is one sample of the
     whole history under ``"all"``, as it is when ``windows`` is ``None``.
     """
+    return {
+        label: two_step_sample(
+            interactions,
+            dataset.catalog,
+            top_artists=top_artists,
+            tracks_per_artist=tracks_per_artist,
+        )
+        for label, interactions in window_interactions(
+            dataset, windows=windows, reference=reference
+        ).items()
+    }
+
+
+def window_interactions(
+    dataset: Dataset,
+    *,
+    windows: Sequence[int] | None = (30, 90, 180, 365),
+    reference: date | datetime | None = None,
+) -> dict[str, Interactions]:
+    """The interactions of each profile window, keyed by window label (``"30d"``...), as
+    :func:`sample_profile_windows` samples them: one ``"all"`` window when ``windows`` is
+    ``None`` or the data has no timestamps."""
     if windows is None or not dataset.interactions.has_timestamps:
-        sample = two_step_sample(
-            dataset.interactions,
-            dataset.catalog,
-            top_artists=top_artists,
-            tracks_per_artist=tracks_per_artist,
-        )
-        return {window_label(None): sample}
-    samples: dict[str, pd.DataFrame] = {}
-    for days in sorted(set(windows)):
-        windowed = time_window(dataset, days=days, reference=reference)
-        samples[window_label(days)] = two_step_sample(
-            windowed.interactions,
-            dataset.catalog,
-            top_artists=top_artists,
-            tracks_per_artist=tracks_per_artist,
-        )
-    return samples
+        return {window_label(None): dataset.interactions}
+    return {
+        window_label(days): time_window(dataset, days=days, reference=reference).interactions
+        for days in sorted(set(windows))
+    }
 
 
 class TwoStepSampler(ProfileSampler):

@@ -96,6 +96,8 @@ class MitigationInfo:
     """the unmitigated subject's name"""
     before_fingerprint: str
     details: Mapping[str, Any] = field(default_factory=dict)
+    before_context: AuditContext | None = field(default=None, repr=False, compare=False)
+    """the unmitigated context, for detectors that pair a user's before and after"""
 
 
 @dataclass(frozen=True)

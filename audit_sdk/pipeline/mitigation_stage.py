@@ -192,6 +192,7 @@ def _mitigated_context(
             before=context.subject.name,
             before_fingerprint=context.subject.fingerprint,
             details=dict(result.details),
+            before_context=context,
         ),
     )
     mitigated.__dict__["features"] = context.features  # same users and training data

@@ -125,35 +125,35 @@ class Constraint:
     def __str__(self) -> str:
         return f"{self.attribute}{self.op}{self.value}"
 
-    def holds(self, item: pd.Series) -> bool:
-        """Whether one row of :func:`catalog_attributes` satisfies the constraint (an item
+    def mask(self, items: pd.DataFrame) -> np.ndarray:
+        """Whether each row of :func:`catalog_attributes` satisfies the constraint (an item
         whose attribute is unknown does not)."""
         if self.attribute == "year":
-            year = item["year"]
-            if not np.isfinite(year):
-                return False
-            bound = float(self.value)
-            return bool(
-                {
-                    "=": year == bound,
-                    "!=": year != bound,
-                    "<": year < bound,
-                    "<=": year <= bound,
-                    ">": year > bound,
-                    ">=": year >= bound,
+            years = items["year"].to_numpy(dtype=float)
+            with np.errstate(invalid="ignore"):
+                result = {
+                    "=": years == float(self.value),
+                    "!=": years != float(self.value),
+                    "<": years < float(self.value),
+                    "<=": years <= float(self.value),
+                    ">": years > float(self.value),
+                    ">=": years >= float(self.value),
                 }[self.op]
-            )
+            return result & np.isfinite(years)
         if self.attribute == "genre":
-            present = self.value.casefold() in {g.casefold() for g in item["genres"]}
-            return present if self.op == "=" else not present
+            wanted = self.value.casefold()
+            present = np.array(
+                [any(g.casefold() == wanted for g in genres) for genres in items["genres"]],
+                dtype=bool,
+            )
+            return present if self.op == "=" else ~present
         if self.attribute == "artist":
-            same = item["artist_key"] == canonical_name(self.value)
-            return same if self.op == "=" else not same
-        known = item[self.attribute]
-        if known is None:
-            return False
-        same = str(known).casefold() == self.value.casefold()
-        return same if self.op == "=" else not same
+            same = items["artist_key"].to_numpy() == canonical_name(self.value)
+            return same if self.op == "=" else ~same
+        column = items[self.attribute]
+        known = column.notna().to_numpy()
+        same = column.astype(str).str.casefold().to_numpy() == self.value.casefold()
+        return known & (same if self.op == "=" else ~same)
 
 
 def parse_constraint(text: str, *, where: str) -> Constraint:
@@ -188,11 +188,10 @@ def parse_constraint(text: str, *, where: str) -> Constraint:
 
 def satisfies_all(items: pd.DataFrame, constraints: Sequence[Constraint]) -> np.ndarray:
     """Boolean per row of ``items`` (rows of :func:`catalog_attributes`): all constraints hold."""
-    if not constraints:
-        return np.ones(len(items), dtype=bool)
-    return np.array(
-        [all(c.holds(row) for c in constraints) for _, row in items.iterrows()], dtype=bool
-    )
+    result = np.ones(len(items), dtype=bool)
+    for constraint in constraints:
+        result &= constraint.mask(items)
+    return result
 
 
 def values_of(items: pd.DataFrame, attribute: str) -> Iterable[str]:

@@ -46,6 +46,9 @@ class TrainingBatch:
     ``labels[r, t]`` is the token that should follow position ``t`` of row ``r``
     (``IGNORE_INDEX`` where nothing is predicted); ``user_ids[r]`` is the user whose history
     or profile row ``r`` is, and ``task`` which of TinyRec's two tasks the batch holds.
+    ``groups[r, t]`` (optional, same shape as ``labels``) is the group of the target at
+    ``(r, t)`` for group-wise objectives (Group DRO, popularity reweighting); ``-1`` where
+    there is no target.
     """
 
     input_ids: np.ndarray
@@ -53,9 +56,16 @@ class TrainingBatch:
     labels: np.ndarray
     user_ids: tuple[str, ...]
     task: Task
+    groups: np.ndarray | None = None
 
     def __len__(self) -> int:
         return len(self.user_ids)
+
+    def target_groups(self) -> np.ndarray:
+        """The group of every target token, in the row-major order of :class:`TargetLosses`."""
+        if self.groups is None:
+            raise ValueError("this batch carries no target groups")
+        return np.asarray(self.groups)[np.asarray(self.labels) != IGNORE_INDEX]
 
 
 @dataclass(frozen=True)
@@ -84,16 +94,21 @@ def target_logits(
     model: Any, batch: TrainingBatch
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Logits at the target positions only (the output layer runs nowhere else), the target
-    token ids, and the row of each target."""
+    token ids, and the row of each target.
+
+    Works for any transformers causal LM: the backbone is ``base_model`` (GPT-2's
+    ``transformer``, Llama's ``model``) and the output layer ``get_output_embeddings()``; a
+    ``peft`` model is unwrapped to the model its adapters are injected into."""
     import torch
 
-    hidden = model.transformer(
+    inner = model.get_base_model() if hasattr(model, "get_base_model") else model
+    hidden = inner.base_model(
         input_ids=torch.from_numpy(batch.input_ids),
         attention_mask=torch.from_numpy(batch.attention_mask),
     ).last_hidden_state
     target = torch.from_numpy(batch.labels)
     selected = target != IGNORE_INDEX
-    logits = model.lm_head(hidden[selected])
+    logits = inner.get_output_embeddings()(hidden[selected])
     rows = selected.nonzero()[:, 0]
     return logits, target[selected], rows
 

@@ -16,7 +16,15 @@ from datetime import date
 from pathlib import Path
 from typing import Any, Literal, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    PrivateAttr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from audit_sdk.config_files import (
     MAX_DOCUMENT_BYTES,
@@ -241,13 +249,45 @@ class ModelRoleConfig(_Section):
 class ExecutionConfig(_Section):
     """Where the work of an audit runs; every backend gives the same report."""
 
-    backend: Literal["local"] = Field(
-        "local", description="executor: 'local' runs each plugin call isolated in this process"
+    backend: Literal["local", "process", "ray"] = Field(
+        "local",
+        description="executor: 'local' (this process), 'process' (a pool of worker processes "
+        "on this machine) or 'ray' (actors on a Ray cluster; pip install 'audit-sdk[ray]')",
     )
     max_memory: str | None = Field(
         None,
         description="memory the audit may use, e.g. '4GB'; chunk sizes follow it (None: no cap)",
     )
+    workers: int | None = Field(
+        None, ge=1, description="worker processes or Ray actors (default: the CPUs, up to 8)"
+    )
+    address: str | None = Field(
+        None,
+        description="ray: a running cluster ('host:6379', 'ray://host:10001' or 'auto'); "
+        "unset starts a local one",
+    )
+    worker_cpus: float = Field(1.0, gt=0, description="ray: CPUs each worker actor reserves")
+    worker_gpus: float = Field(
+        0.0, ge=0, description="ray: GPUs each worker actor reserves (1: one model per GPU)"
+    )
+    max_retries: int = Field(
+        2, ge=0, le=20, description="times a shard is retried after its worker died"
+    )
+
+    @field_validator("address")
+    @classmethod
+    def _address_not_empty(cls, value: str | None) -> str | None:
+        if value is not None and not value.strip():
+            raise ValueError("address is empty; give 'host:port', 'ray://host:port' or 'auto'")
+        return value
+
+    @model_validator(mode="after")
+    def _settings_fit_backend(self) -> ExecutionConfig:
+        if self.address is not None and self.backend != "ray":
+            raise ValueError(
+                f"address is a Ray cluster's; it needs backend: ray (backend is {self.backend!r})"
+            )
+        return self
 
 
 class StatsConfig(_Section):

@@ -14,7 +14,7 @@ from pathlib import Path
 from audit_sdk.cache_paths import generation_cache_path
 from audit_sdk.config import AuditConfig
 from audit_sdk.errors import ConfigError, ReportWriteError
-from audit_sdk.execution import Executor, executor_for
+from audit_sdk.execution import Executor, executor_for, use_executor
 from audit_sdk.interfaces import AuditContext, ModelRun
 from audit_sdk.memory_budget import budget_from_config, use_memory_budget
 from audit_sdk.pipeline.context_stage import build_context
@@ -88,6 +88,7 @@ class AuditRunner:
                 batch_size=pcfg.batch_size,
                 timeout_s=self.config.subject.timeout_s,
                 executor=self.executor,
+                settings=self.settings,
             ),
             models=ModelRoles(
                 self.config.models,
@@ -159,7 +160,7 @@ class AuditRunner:
         self, plan: AuditPlan | None = None, progress: ProgressDisplay | None = None
     ) -> AuditContext:
         """Load, split, obtain outputs and score users: everything detectors need."""
-        with use_memory_budget(self.memory):
+        with use_memory_budget(self.memory), use_executor(self.executor):
             return self._context(plan or self.plan(), progress or ProgressDisplay(quiet=True))[0]
 
     # -- stages 7 to 9 ----------------------------------------------------------------------
@@ -169,7 +170,11 @@ class AuditRunner:
         context: AuditContext | None = None
         mitigated_contexts: list[AuditContext] = []
         try:
-            with use_memory_budget(self.memory), ProgressDisplay(quiet=self.quiet) as progress:
+            with (
+                use_memory_budget(self.memory),
+                use_executor(self.executor),
+                ProgressDisplay(quiet=self.quiet) as progress,
+            ):
                 context, data = self._context(plan, progress)
                 findings = generation_error_findings(context)
                 findings += run_detectors(plan.detectors, context, self.executor, progress)
@@ -214,6 +219,8 @@ class AuditRunner:
             if context is not None and context.services is not None:
                 with contextlib.suppress(Exception):
                     context.services.close()
+            with contextlib.suppress(Exception):
+                self.executor.close()  # the workers of a distributed backend
         return AuditResult(
             report=report,
             out_dir=self.out_dir,

@@ -5,6 +5,7 @@ re-creates them on first use in the receiving process.
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -13,7 +14,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from audit_sdk.errors import AuditSDKError, ConfigError
-from audit_sdk.execution import Executor, LocalExecutor, Task
+from audit_sdk.execution import Executor, LocalExecutor, Shard, Task, WorkerResource
 from audit_sdk.generation_cache import CacheKey, CacheRecord, GenerationCache
 from audit_sdk.interfaces.adapter import GenerationParams, GeneratorAdapter
 from audit_sdk.profile_prompts import prompt_sha256
@@ -25,6 +26,7 @@ if TYPE_CHECKING:
     from audit_sdk.plugin_host import PluginSettings
 
 __all__ = [
+    "AdapterResource",
     "AdapterSpec",
     "AuditServices",
     "GeneratedText",
@@ -89,6 +91,7 @@ class GenerationService:
         max_consecutive_failures: int = 3,
         timeout_s: float | None = None,
         executor: Executor | None = None,
+        settings: PluginSettings | None = None,
     ) -> None:
         if batch_size < 1:
             raise ValueError("batch_size must be at least 1")
@@ -99,8 +102,15 @@ class GenerationService:
         self.max_consecutive_failures = max_consecutive_failures
         self.timeout_s = timeout_s
         self.executor = executor or LocalExecutor()
+        self.settings = settings
+        """plugin settings a distributed worker re-creates registered adapters with"""
         self._cache = cache
         self._owns_cache = cache is None
+        self._fitted: dict[int, Dataset] = {}
+
+    def remember_fit(self, adapter: GeneratorAdapter, train: Dataset) -> None:
+        """``adapter`` was fitted to ``train``: a worker that re-creates it fits it too."""
+        self._fitted[id(adapter)] = train
 
     def __getstate__(self) -> dict[str, Any]:
         state = self.__dict__.copy()
@@ -108,6 +118,7 @@ class GenerationService:
             state["cache_path"] = self._cache.path
         state["_cache"] = None
         state["_owns_cache"] = True
+        state["_fitted"] = {}
         return state
 
     @property
@@ -160,6 +171,14 @@ class GenerationService:
         total, finished = len(unique), len(unique) - len(todo)
         if progress is not None:
             progress(finished, total)
+        if self.executor.distributed and todo:
+            resource = AdapterResource(
+                adapter, settings=self.settings, fitted_on=self._fitted.get(id(adapter))
+            )
+            self._generate_sharded(
+                resource, label, params, todo, keys, done, finished, total, progress
+            )
+            return [done[sha] for sha in shas]
         failures, last_error = 0, ""
         for start in range(0, len(todo), self.batch_size):
             batch = todo[start : start + self.batch_size]
@@ -210,6 +229,126 @@ class GenerationService:
             if progress is not None:
                 progress(finished, total)
         return [done[sha] for sha in shas]
+
+    def _generate_sharded(
+        self,
+        resource: AdapterResource,
+        label: str,
+        params: GenerationParams,
+        todo: list[tuple[str, str]],
+        keys: Mapping[str, CacheKey],
+        done: dict[str, GeneratedText],
+        finished: int,
+        total: int,
+        progress: GenerationProgress | None,
+    ) -> None:
+        """Every batch of ``todo`` as a shard on the executor's workers (users are cut into
+        the same batches whatever the backend; each prompt's sampler is seeded by the call's
+        seed and the prompt, so no output depends on the worker). Each finished shard goes
+        into the cache as soon as it is back, so a killed run resumes from there."""
+        batches = [todo[s : s + self.batch_size] for s in range(0, len(todo), self.batch_size)]
+        shards = [
+            Shard(
+                _generate_batch,
+                (label, [prompt for _, prompt in batch], params),
+                phase="generate",
+                plugin=label,
+                timeout_s=self.timeout_s,
+            )
+            for batch in batches
+        ]
+        cache = self.cache
+        count = [finished]
+
+        def store(index: int, record: Any) -> None:
+            batch = batches[index]
+            if not record.ok or record.result is None:
+                error = record.describe_error() if record.error else "no output"
+                if isinstance(record.error, AuditSDKError):
+                    error = str(record.error)
+                logger.warning("generator %r failed on a batch of %d: %s", label, len(batch), error)
+                done.update({sha: GeneratedText(None, error) for sha, _ in batch})
+            else:
+                outputs: list[str] = record.result
+                seconds = record.duration_s / max(len(batch), 1)
+                done.update(
+                    {
+                        sha: GeneratedText(text)
+                        for (sha, _), text in zip(batch, outputs, strict=True)
+                    }
+                )
+                if cache is not None:
+                    cache.put_many(
+                        [
+                            CacheRecord(
+                                keys[sha], text, {"model": label, "seconds": round(seconds, 4)}
+                            )
+                            for (sha, _), text in zip(batch, outputs, strict=True)
+                        ]
+                    )
+            count[0] += len(batch)
+            if progress is not None:
+                progress(count[0], total)
+
+        self.executor.map_shards(shards, resource=resource, on_result=store)
+
+
+def _generate_batch(
+    adapter: GeneratorAdapter, payload: tuple[str, list[str], GenerationParams]
+) -> list[str]:
+    """A shard of generation, in a worker: one ``generate`` call on the worker's model."""
+    label, texts, params = payload
+    return _check_outputs(label, adapter.generate(texts, params=params), len(texts))
+
+
+class AdapterResource(WorkerResource):
+    """A generator adapter as a worker resource: a registered adapter is re-created in the
+    worker from its name and validated parameters (and fitted to the same training split when
+    the driver's was); any other is pickled whole. The key is the model's fingerprint and
+    parameters, so a worker keeps one copy per distinct model."""
+
+    def __init__(
+        self,
+        adapter: GeneratorAdapter,
+        *,
+        settings: PluginSettings | None,
+        fitted_on: Dataset | None = None,
+    ) -> None:
+        digest = hashlib.sha256(adapter.params.model_dump_json().encode()).hexdigest()[:16]
+        super().__init__(f"adapter:{adapter.name}:{adapter.fingerprint()}:{digest}", live=adapter)
+        self.name = adapter.name
+        self.params = adapter.params
+        self.settings = settings
+        self.fitted_on = fitted_on
+        self.whole: GeneratorAdapter | None = None
+        if settings is None or not _registered_as(adapter, settings):
+            self.whole = adapter
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = super().__getstate__()
+        if state["whole"] is not None:
+            state["fitted_on"] = None  # pickled as fitted
+        return state
+
+    def load(self) -> GeneratorAdapter:
+        if self.whole is not None:
+            return self.whole
+        from audit_sdk.plugin_host import get_plugin_host
+
+        assert self.settings is not None
+        adapter = get_plugin_host(self.settings).get("adapter", self.name).cls(self.params)
+        if self.fitted_on is not None:
+            adapter.fit(self.fitted_on)
+        return adapter
+
+
+def _registered_as(adapter: GeneratorAdapter, settings: PluginSettings) -> bool:
+    from audit_sdk.plugin_host import get_plugin_host
+
+    registry = get_plugin_host(settings).registry
+    return registry.has("adapter", adapter.name) and (
+        registry.get("adapter", adapter.name).cls is type(adapter)
+    )
 
 
 @dataclass(frozen=True)

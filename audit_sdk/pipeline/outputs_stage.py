@@ -74,6 +74,7 @@ def obtain_outputs(
     k = config.subject.k
     timeout_s = config.subject.timeout_s
     fit_adapter(adapter, label, train, timeout_s=timeout_s)
+    generation.remember_fit(adapter, train)  # a distributed worker fits its copy the same way
     try:
         if adapter.supports("recommend"):
             recommendations = _bounded(

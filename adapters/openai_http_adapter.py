@@ -22,6 +22,7 @@ the key.
 from __future__ import annotations
 
 import contextlib
+import functools
 import hashlib
 import json
 import logging
@@ -39,7 +40,12 @@ from audit_sdk.deadlines import deadline, remaining_s
 from audit_sdk.errors import AdapterError
 from audit_sdk.hookspecs import RegisterAdapter, hookimpl
 from audit_sdk.interfaces._params import PluginParams
-from audit_sdk.interfaces.adapter import Capability, GenerationParams, GeneratorAdapter
+from audit_sdk.interfaces.adapter import (
+    Capability,
+    GenerationParams,
+    GeneratorAdapter,
+    TokenScores,
+)
 from audit_sdk.redaction import redact_text, register_secret
 
 from ._deadline_transport import _deadline_spent, _deadline_transport
@@ -53,6 +59,7 @@ from ._openai_http_errors import (
     _retry_after,
     _Retryable,
 )
+from ._openai_http_scoring import parse_echo_logprobs, scoring_body
 
 if TYPE_CHECKING:
     import httpx
@@ -104,7 +111,7 @@ class OpenAIHTTPAdapter(GeneratorAdapter):
 
     name = "openai_http"
     description = "A model behind an OpenAI-compatible HTTP API (chat or completions)."
-    capabilities: ClassVar[frozenset[Capability]] = frozenset({"generate"})
+    capabilities: ClassVar[frozenset[Capability]] = frozenset({"generate", "score"})
     Params = OpenAIHTTPParams
 
     def __init__(self, params: PluginParams | None = None) -> None:
@@ -217,8 +224,15 @@ class OpenAIHTTPAdapter(GeneratorAdapter):
             body["prompt"] = prompt
         return body
 
-    def _attempt(self, body: dict[str, Any]) -> str:
-        """One request; returns the text, raises _Retryable or AdapterError."""
+    def supports(self, capability: Capability) -> bool:
+        # Prompt log-probabilities come from the completions API (echo + logprobs) only.
+        if capability == "score":
+            return self._params.mode == "completions"
+        return capability in self.capabilities
+
+    def _attempt(self, body: dict[str, Any], extract: Any = None) -> Any:
+        """One request; returns the text (or ``extract(payload, text, url)``), raises
+        _Retryable or AdapterError."""
         import httpx
 
         url = self.endpoint
@@ -285,7 +299,7 @@ class OpenAIHTTPAdapter(GeneratorAdapter):
                 f"the response from {url} (HTTP {status}) is not valid JSON ({exc.msg} at "
                 f"position {exc.pos}): {_excerpt(text)}"
             ) from None
-        return self._extract(payload, text, url)
+        return (extract or self._extract)(payload, text, url)
 
     def _timeout(self, exc: Exception, url: str) -> _Retryable:
         import httpx
@@ -356,9 +370,10 @@ class OpenAIHTTPAdapter(GeneratorAdapter):
         index: int,
         total: int,
         stop: threading.Event,
-    ) -> str:
+        scoring: tuple[str, str] | None = None,
+    ) -> Any:
         with deadline(self._params.deadline_s):
-            return self._request_within_deadline(prompt, params, index, total, stop)
+            return self._request_within_deadline(prompt, params, index, total, stop, scoring)
 
     def _request_within_deadline(
         self,
@@ -367,9 +382,16 @@ class OpenAIHTTPAdapter(GeneratorAdapter):
         index: int,
         total: int,
         stop: threading.Event,
-    ) -> str:
+        scoring: tuple[str, str] | None = None,
+    ) -> Any:
         settings = self._params
         body = self._body(prompt, params)
+        extract = None
+        if scoring is not None:  # (prompt, continuation) to score with echo + logprobs
+            body = scoring_body(settings.model, *scoring)
+            extract = functools.partial(
+                parse_echo_logprobs, prompt=scoring[0], continuation=scoring[1], index=index
+            )
         attempts = settings.max_retries + 1
         kinds: list[str] = []
         last: _Retryable | None = None
@@ -377,7 +399,7 @@ class OpenAIHTTPAdapter(GeneratorAdapter):
             if stop.is_set():
                 raise _Cancelled()
             try:
-                return self._attempt(body)
+                return self._attempt(body, extract)
             except _Retryable as failure:
                 last = failure
                 kinds.append(failure.kind)
@@ -431,13 +453,34 @@ class OpenAIHTTPAdapter(GeneratorAdapter):
             )
         )
 
+    # -- score ------------------------------------------------------------------------------
+    def score(self, prompts: Sequence[str], continuations: Sequence[str]) -> list[TokenScores]:
+        """Log-probability of each continuation token after its prompt, from the completions
+        API with ``echo`` and ``logprobs`` (:mod:`._openai_http_scoring`), one request per
+        pair, ``max_concurrency`` in flight. Needs ``mode: completions``."""
+        prompts, continuations = list(prompts), list(continuations)
+        if self._params.mode != "completions":
+            raise AdapterError(
+                "openai_http: scoring needs mode: completions (the chat API returns no "
+                "prompt log-probabilities)."
+            )
+        if len(prompts) != len(continuations):
+            raise AdapterError(
+                f"openai_http: score() got {len(prompts)} prompts and {len(continuations)} "
+                f"continuations; pass one continuation per prompt."
+            )
+        pairs = list(zip(prompts, continuations, strict=True))
+        return self._run_requests(pairs, GenerationParams(), scoring=True)
+
     # -- generate ---------------------------------------------------------------------------
     def generate(self, prompts: Sequence[str], *, params: GenerationParams) -> list[str]:
         """One request per prompt, ``max_concurrency`` in flight; outputs in prompt order.
 
         The first prompt that fails for good cancels the prompts not yet sent and raises.
         """
-        prompts = list(prompts)
+        return self._run_requests(list(prompts), params, scoring=False)
+
+    def _run_requests(self, prompts: list[Any], params: GenerationParams, *, scoring: bool) -> Any:
         if not prompts:
             return []
         self._http()
@@ -446,7 +489,15 @@ class OpenAIHTTPAdapter(GeneratorAdapter):
         stop = threading.Event()
         with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="openai_http") as pool:
             futures: dict[Future[str], int] = {
-                pool.submit(self._request, prompt, params, index, total, stop): index
+                pool.submit(
+                    self._request,
+                    prompt[0] if scoring else prompt,
+                    params,
+                    index,
+                    total,
+                    stop,
+                    prompt if scoring else None,
+                ): index
                 for index, prompt in enumerate(prompts)
             }
             done, pending = wait(futures, return_when=FIRST_EXCEPTION)

@@ -10,6 +10,7 @@ from typing import Any, Literal
 import numpy as np
 from scipy import linalg
 from sklearn.base import clone
+from threadpoolctl import threadpool_limits
 
 OutcomeForm = Literal["separate", "joint"]
 
@@ -141,3 +142,19 @@ def _ridge_solve(
         return np.zeros(0), float(ybar)
     coef = linalg.solve(a, rhs, assume_a="pos")
     return coef, float(ybar - xbar @ coef)
+
+
+def fit_treatment_nuisance(
+    _resource: Any, payload: tuple[Any, ...]
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """One treatment's cross-fitted ``(e, mu0, mu1)``: a shard of the audit's executor (a
+    module-level function, so it pickles by reference to a worker). Its folds come in the
+    payload (drawn from the estimator's seed), so the result does not depend on the worker."""
+    x, y, t, fold_id, n_folds, propensity, ridge, outcome, form = payload
+    with threadpool_limits(limits=1):
+        e_raw = _cross_fit_propensity(x, t, fold_id, n_folds, propensity)
+        if ridge is not None:
+            mu0, mu1 = _cross_fit_ridge(x, y, t, fold_id, n_folds, ridge, form)
+        else:
+            mu0, mu1 = _cross_fit_outcome(x, y, t, fold_id, n_folds, outcome, form)
+    return e_raw, mu0, mu1

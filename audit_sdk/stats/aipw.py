@@ -46,6 +46,7 @@ from scipy import stats as sps
 from sklearn.linear_model import LogisticRegression
 from threadpoolctl import threadpool_limits
 
+from audit_sdk.execution import Shard, current_executor
 from audit_sdk.stats._aipw_inference import (
     _bootstrap_draws,
     _standard_errors,
@@ -54,9 +55,7 @@ from audit_sdk.stats._aipw_inference import (
 )
 from audit_sdk.stats._aipw_nuisance import (
     OutcomeForm,
-    _cross_fit_outcome,
-    _cross_fit_propensity,
-    _cross_fit_ridge,
+    fit_treatment_nuisance,
 )
 from audit_sdk.stats._aipw_preparation import (
     _Covariates,
@@ -183,24 +182,24 @@ def estimate_ates(
             base = _with_naive(base, inputs.y, t, confidence, groups=inputs.groups)
         results.append(replace(base, skipped=reason))
 
-    def fit_one(j: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    def shard(j: int) -> tuple[Any, ...]:
         t = inputs.t[:, j]
-        fold_id = plan.fold_ids(t)
-        x = covariates.matrix(j)
-        e_raw = _cross_fit_propensity(x, t, fold_id, plan.n_folds, propensity)
-        if ridge is not None:
-            mu0, mu1 = _cross_fit_ridge(x, inputs.y, t, fold_id, plan.n_folds, ridge, outcome_form)
-        else:
-            mu0, mu1 = _cross_fit_outcome(
-                x, inputs.y, t, fold_id, plan.n_folds, outcome, outcome_form
-            )
-        return e_raw, mu0, mu1
+        x, fold_id = covariates.matrix(j), plan.fold_ids(t)
+        return (x, inputs.y, t, fold_id, plan.n_folds, propensity, ridge, outcome, outcome_form)
+
+    def fit_one(j: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        return fit_treatment_nuisance(None, shard(j))
 
     # Many small fits: multi-threaded BLAS and OpenMP only add synchronisation here (L-BFGS-B
     # calls BLAS on vectors of length p), which on a busy 2-core machine made the fits 10-50x
     # slower; one thread per fit, and parallelism across treatments through n_jobs instead.
+    # A distributed executor (execution.backend) fits the treatments on its workers.
+    executor = current_executor()
     with threadpool_limits(limits=1):
-        if n_jobs != 1 and len(todo) > 1:
+        if executor.distributed and len(todo) > 1:
+            shards = [Shard(fit_treatment_nuisance, shard(j), "statistics", "aipw") for j in todo]
+            fitted = [_shard_result(r) for r in executor.map_shards(shards)]
+        elif n_jobs != 1 and len(todo) > 1:
             from joblib import Parallel, delayed
 
             fitted = Parallel(n_jobs=n_jobs, prefer="threads")(delayed(fit_one)(j) for j in todo)
@@ -316,3 +315,10 @@ def overlap_diagnostic(
         counts_treated=tuple(int(v) for v in counts_t),
         counts_control=tuple(int(v) for v in counts_c),
     )
+
+
+def _shard_result(record: Any) -> Any:
+    """A shard's result, or its error raised here (as a local fit would have raised it)."""
+    if record.error is not None:
+        raise record.error
+    return record.result

@@ -28,7 +28,10 @@ class GateRule(_PolicyModel):
 
     name: str | None = Field(default=None, description="label shown in the gate's output")
     detector: str = Field(default="*", description="fnmatch pattern on Finding.detector")
-    metric: str = Field(default="*", description="fnmatch pattern on Finding.metric")
+    metric: str = Field(
+        default="*",
+        description="fnmatch pattern on Finding.metric, or on its label (metric[generator])",
+    )
     group_by: str = Field(
         default="*", description="pattern on Finding.group_by (None matches '*' only)"
     )
@@ -65,7 +68,12 @@ class GateRule(_PolicyModel):
     def matches(self, finding: Finding) -> bool:
         return (
             fnmatchcase(finding.detector, self.detector)
-            and fnmatchcase(finding.metric, self.metric)
+            and (
+                # a label's brackets are literal: "ate:rating[gpt-x]" names one generator
+                self.metric == finding.label
+                or fnmatchcase(finding.metric, self.metric)
+                or fnmatchcase(finding.label, self.metric)
+            )
             and _optional_match(finding.group_by, self.group_by)
             and _optional_match(finding.window, self.window)
         )

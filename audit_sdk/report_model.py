@@ -83,6 +83,11 @@ class Finding(_Model):
     groups: list[GroupEstimate] = Field(default_factory=list)
     group_by: str | None = Field(default=None, description="the attribute that defines groups")
     subject: str | None = Field(default=None, description="the audited model's name")
+    generator: str | None = Field(
+        default=None,
+        description="the generator (profile writer, logged model) the finding is about, where "
+        "a detector reports each one separately",
+    )
     window: str | None = None
     threshold: Threshold | None = None
     status: Status
@@ -103,8 +108,13 @@ class Finding(_Model):
     details: dict[str, Any] = Field(default_factory=dict)
 
     @property
+    def label(self) -> str:
+        """The metric as shown and matched: ``<metric>[<generator>]`` for one generator's copy."""
+        return self.metric if self.generator is None else f"{self.metric}[{self.generator}]"
+
+    @property
     def key(self) -> str:
-        parts = [self.detector, self.metric]
+        parts = [self.detector, self.label]
         if self.group_by:
             parts.append(self.group_by)
         if self.window:

@@ -190,7 +190,7 @@ def histogram_series(details: Mapping[str, Any]) -> tuple[list[float], dict[str,
 def _chart_for(finding: Finding) -> tuple[Markup | None, str | None]:
     if finding.chart is None:
         return None, None
-    label = finding.metric
+    label = finding.label
     try:
         if finding.chart == "histogram":
             edges, series = histogram_series(finding.details)
@@ -198,7 +198,7 @@ def _chart_for(finding: Finding) -> tuple[Markup | None, str | None]:
             svg = histogram_svg(
                 edges,
                 series,
-                title=f"{finding.metric}: distribution",
+                title=f"{finding.label}: distribution",
                 value_label=x_label if isinstance(x_label, str) else label,
             )
         elif not finding.groups:
@@ -208,7 +208,7 @@ def _chart_for(finding: Finding) -> tuple[Markup | None, str | None]:
             svg = bar_chart_svg(
                 finding.groups,
                 overall=reference_value(finding),
-                title=f"{finding.metric}{by} ({_row_label(finding)} CI)",
+                title=f"{finding.label}{by} ({_row_label(finding)} CI)",
                 value_label="group estimate",
                 value_range=value_range(finding),
             )
@@ -217,7 +217,7 @@ def _chart_for(finding: Finding) -> tuple[Markup | None, str | None]:
             svg = forest_plot_svg(
                 finding.groups,
                 null_value=float(null) if is_number(null) else 0.0,
-                title=f"{finding.metric}: estimate and {_row_label(finding)} CI per row",
+                title=f"{finding.label}: estimate and {_row_label(finding)} CI per row",
                 value_label=label,
                 value_range=value_range(finding),
             )
@@ -381,6 +381,12 @@ def render_html(report: Report) -> str:
         finished=_when(report.provenance.finished_at),
         duration=_duration(report),
         config_text=_pretty_config(config),
+        # the personalization detector's tau table (plugins/detectors/_personalization_summary.py)
+        tau_tables=[
+            {**f.details["tau_table"], "subject": f.subject}
+            for f in report.findings
+            if isinstance(f.details.get("tau_table"), dict)
+        ],
     )
 
 

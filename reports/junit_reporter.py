@@ -38,7 +38,7 @@ def _clean(text: object) -> str:
 
 def case_name(finding: Finding, *, with_subject: bool = False) -> str:
     """``metric [group_by] (window)``, plus the subject when a key repeats across subjects."""
-    name = finding.metric
+    name = finding.label
     if finding.group_by:
         name += f" [{finding.group_by}]"
     if finding.window:

@@ -65,7 +65,7 @@ _HEADER = (
 
 
 def _row(finding: Finding, main_subject: str | None) -> str:
-    metric = finding.metric + (f" ({finding.window})" if finding.window else "")
+    metric = finding.label + (f" ({finding.window})" if finding.window else "")
     if finding.subject and finding.subject != main_subject:
         metric += f" [{finding.subject}]"
     cells = [

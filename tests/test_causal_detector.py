@@ -374,7 +374,7 @@ def test_several_generators_are_estimated_separately_never_pooled() -> None:
     both = pd.concat([profiles.assign(model="A"), other.assign(model="B")], ignore_index=True)
     subject = SubjectOutputs(name="subject", adapter="test", fingerprint="0", profiles=both)
     findings = _detect(with_tables(context, subject=subject), families=["genre"])
-    assert [f.metric for f in findings] == [
+    assert [f.label for f in findings] == [
         "ate:rating[A]",
         "ate:rating[B]",
         "ate:rating:difference",
@@ -441,7 +441,7 @@ def test_generator_differences_are_significant_exactly_when_the_adjusted_interva
 def test_per_window_estimates_are_labelled_and_compared() -> None:
     context = audit_context(600, seed=3, logged=True)
     findings = _detect(context, families=["genre"], unit="profile", per_window=True)
-    assert [f.metric for f in findings] == [
+    assert [f.label for f in findings] == [
         "ate:rating[window 30d]",
         "ate:rating[window 90d]",
         "ate:rating:difference",

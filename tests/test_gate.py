@@ -168,6 +168,26 @@ def test_patterns_match_group_by_and_none_matches_only_the_wildcard() -> None:
     assert "no finding matches" in named_result.notes[0]
 
 
+def test_a_rule_matches_each_generator_by_metric_or_only_one_by_its_label() -> None:
+    report = make_report(
+        [
+            finding("causal_effects", "ate:rating", estimate=-0.3, generator=g, status="pass")
+            for g in ("gpt-x", "llama-y")
+        ]
+    )
+    assert [f.key for f in report.findings] == [
+        "causal_effects/ate:rating[gpt-x]",
+        "causal_effects/ate:rating[llama-y]",
+    ]
+    every = evaluate_gate(report, parse_policy({"rules": [{"metric": "ate:rating",
+                                                           "fail_below": 0.0}]}))  # fmt: skip
+    assert len(every.violations) == 2
+    one = evaluate_gate(
+        report, parse_policy({"rules": [{"metric": "ate:rating[llama-y]", "fail_below": 0.0}]})
+    )
+    assert [v.finding for v in one.violations] == ["causal_effects/ate:rating[llama-y]"]
+
+
 def test_missing_statistic_fails_by_default_and_can_be_let_pass() -> None:
     report = make_report(
         [

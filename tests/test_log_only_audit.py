@@ -23,7 +23,7 @@ def test_the_logged_profiles_example_runs_through_the_runner(tmp_path: Path) -> 
     ).run()
     report = result.report
     assert result.written.ok
-    metrics = {f.metric for f in report.findings if f.detector == "causal_effects"}
+    metrics = {f.label for f in report.findings if f.detector == "causal_effects"}
     assert metrics == {"ate:rating[gpt-x]", "ate:rating[llama-y]", "ate:rating:difference"}
     assert any(f.detector == "profile_fidelity" for f in report.findings)
     assert not any(f.status == "error" for f in report.findings)

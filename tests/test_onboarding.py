@@ -29,9 +29,11 @@ def test_logged_profiles_with_share_columns_and_a_user_table(tmp_path: Path) -> 
     shutil.copy(EXAMPLES / "logged_profiles.yaml", config_path)
     context, detectors = _context_from_log(config_path)
     findings = [f for d in detectors for f in d.detect(context)]
-    causal = {f.metric: f for f in findings if f.detector == "causal_effects"}
+    causal = {f.label: f for f in findings if f.detector == "causal_effects"}
     assert set(causal) == {"ate:rating[gpt-x]", "ate:rating[llama-y]", "ate:rating:difference"}
     gpt, llama = causal["ate:rating[gpt-x]"], causal["ate:rating[llama-y]"]
+    # the generator is a typed field; the metric keeps the name thresholds are written for
+    assert (gpt.metric, gpt.generator) == ("ate:rating", "gpt-x")
     assert gpt.explanation.startswith("generator gpt-x: ")
     rows = {g.group: g for g in gpt.groups}
     assert rows["metal"].significant is True

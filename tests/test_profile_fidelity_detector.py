@@ -77,7 +77,7 @@ def test_several_generators_are_compared_not_pooled() -> None:
     assert row.ci_low is not None and row.ci_high is not None
     assert -0.25 < row.ci_low < row.ci_high < -0.15
     assert row.estimate is not None and abs(row.estimate + 0.2) < 0.03
-    metrics = {f.metric for f in findings}
+    metrics = {f.label for f in findings}
     assert {"artist_recall[A]", "artist_recall[B]"} <= metrics
     assert {"artist_recall:min_max_ratio[A]", "artist_recall:min_max_ratio[B]"} <= metrics
     windows = [f for f in findings if f.group_by == "window"]

@@ -36,8 +36,8 @@ REFERENCE_PLR = (
 )
 
 
-def _metric(outcome: str, generator: str | None) -> str:
-    return f"ate:{outcome}" if generator is None else f"ate:{outcome}[{generator}]"
+def _metric(outcome: str) -> str:
+    return f"ate:{outcome}"
 
 
 def effects_finding(
@@ -52,7 +52,7 @@ def effects_finding(
     """The finding of one (family, outcome, generator) estimate: its status, headline,
     per-level rows, warnings and details (``detector`` supplies the name and threshold)."""
     base_metric = f"ate:{design.outcome}"
-    metric = _metric(design.outcome, generator)
+    metric = _metric(design.outcome)
     noun = {"genre": "genres", "country": "artist countries"}[design.family]
     continuous = params.binarization == "continuous"
     untrusted = untrusted_levels(

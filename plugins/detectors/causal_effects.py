@@ -201,9 +201,10 @@ class CausalEffectsDetector(Detector):
             for outcome in outcomes:
                 estimates: list[GeneratorEstimate] = []
                 for generator, profiles in _generators(context, params, outcome):
-                    findings.append(
-                        self._one(context, params, family, outcome, generator, profiles, estimates)
+                    finding = self._one(
+                        context, params, family, outcome, generator, profiles, estimates
                     )
+                    findings.append(finding.model_copy(update={"generator": generator}))
                 if len(estimates) > 1:
                     findings.append(
                         generator_comparison(
@@ -232,7 +233,7 @@ class CausalEffectsDetector(Detector):
     ) -> Finding:
         """One (family, outcome, generator) finding; a generator's estimate with its influence
         values is appended to ``estimates`` for the comparison."""
-        metric = _metric(outcome, generator)
+        metric = _metric(outcome)
         try:
             design = build_design(
                 context,

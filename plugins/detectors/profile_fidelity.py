@@ -327,14 +327,12 @@ def _numeric(profiles: pd.DataFrame, metric: str) -> tuple[pd.Series, str | None
 
 
 def _tagged(finding: Finding, generator: str | None) -> Finding:
-    """One generator's copy of a finding: ``<metric>[<generator>]``, the generator in details
-    (the threshold was chosen by the untagged name)."""
+    """One generator's copy of a finding (``Finding.generator``; its label is
+    ``<metric>[<generator>]``), the generator also in details."""
     if generator is None:
         return finding
     details = {**finding.details, "generator": generator}
-    return finding.model_copy(
-        update={"metric": f"{finding.metric}[{generator}]", "details": details}
-    )
+    return finding.model_copy(update={"generator": generator, "details": details})
 
 
 @hookimpl

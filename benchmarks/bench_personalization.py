@@ -1,17 +1,23 @@
 """The personalization detector end to end on ~600 groups with a local model, timed per method.
 
-Builds a rating world with planted preferences (``tests/personalization_worlds.py``) large
-enough for 200 groups of each size (2, 3, 4 users: 600 groups), and runs the whole detector
-(group construction, the reference scorers, BM25 user contexts, and pointwise, pairwise and
-listwise prompting) with a local transformers model as the subject, through the audit's
-generation service (no cache: every prompt is generated). Prints the wall time of the whole
-detector, the time of each method, the number of prompts and each method's tau.
+The world is the synthetic music world with explicit ratings (the ``synthetic_ratings``
+loader, 2,000 users: 200 groups of each size 2, 3, 4 = 600 groups); the subject is the demo
+TinyRec trained on that world's listening (the same events the plain ``synthetic`` world has,
+so the cached demo model serves; trained first if missing, about a minute). The whole detector
+runs (group construction, the reference scorers, BM25 user contexts, pointwise, pairwise and
+listwise prompting) through the audit's generation service without a cache, so every prompt is
+generated. Printed: the wall time of the whole detector and of each method (median of
+``--repeats``), prompts and unique prompts, the token cap, malformed answers, tau, and the
+ratio against the issue's target (5 minutes on 2 cores).
 
-    python benchmarks/bench_personalization.py [--model-dir DIR] [--groups-per-size 200]
-        [--threads 2] [--batch-size 16] [--max-new-tokens 16]
+    python benchmarks/bench_personalization.py [--groups-per-size 200] [--threads 2]
+        [--batch-size 64] [--repeats 1] [--uncapped] [--model-dir DIR]
 
-Without ``--model-dir`` it uses the demo TinyRec cached for the default synthetic world
-(training it first if needed, about a minute). The issue's target: under 5 minutes on 2 cores.
+``--uncapped`` turns off the per-method answer cap (every prompt decodes up to
+``--max-new-tokens``, the behaviour before the cap) to show what the cap buys.
+
+Measured (2 shared cores, load average ~3 from other jobs; TinyRec answers no valid JSON, so
+every answer runs to its cap) -- see /work/notes/issue14.md for the figures of the last run.
 """
 
 from __future__ import annotations
@@ -19,35 +25,30 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import os
+import statistics
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+TARGET_S = 300.0
 
-def _default_model() -> Path:
+
+def _default_model(n_users: int) -> Path:
     from audit_sdk.adapters.tinyrec.model_cache import ensure_tinyrec
 
     from audit_sdk.data.synthetic_world import SyntheticWorldParams, generate_world
     from audit_sdk.splitting import holdout_split
 
-    train = holdout_split(generate_world(SyntheticWorldParams()), seed=0).train
+    world = generate_world(SyntheticWorldParams(n_users=n_users))
+    train = holdout_split(world, seed=0).train
     return ensure_tinyrec(train, size="demo", seed=0, progress=lambda m: print(f"  {m}"))
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--model-dir", type=Path, default=None)
-    parser.add_argument("--groups-per-size", type=int, default=200)
-    parser.add_argument("--threads", type=int, default=2)
-    parser.add_argument("--batch-size", type=int, default=16)
-    parser.add_argument("--max-new-tokens", type=int, default=16)
-    parser.add_argument("--max-prompt-tokens", type=int, default=None)
-    args = parser.parse_args()
-
-    from audit_sdk.adapters.huggingface_adapter import HuggingFaceAdapter, HuggingFaceParams
+def _run(args: argparse.Namespace, adapter: Any, dataset: Any) -> tuple[float, float, list[Any]]:
     from audit_sdk.plugins.detectors.personalization import (
         PersonalizationDetector,
         PersonalizationParams,
@@ -55,19 +56,8 @@ def main() -> None:
 
     from audit_sdk.execution import LocalExecutor
     from audit_sdk.services import AuditServices, GenerationService, ModelHandle, ModelRoles
-    from tests.personalization_worlds import rating_world, world_context
+    from tests.personalization_worlds import world_context
 
-    model_dir = args.model_dir or _default_model()
-    adapter = HuggingFaceAdapter(
-        HuggingFaceParams(
-            model_dir=str(model_dir),
-            device="cpu",
-            batch_size=args.batch_size,
-            threads=args.threads,
-            max_prompt_tokens=args.max_prompt_tokens,
-        )
-    )
-    dataset = rating_world(0, n_users=500, n_items=60, ratings_per_user=30, days=365)
     services = AuditServices(
         generation=GenerationService(cache_path=None, batch_size=args.batch_size),
         models=ModelRoles({}),
@@ -77,32 +67,90 @@ def main() -> None:
     context = dataclasses.replace(world_context(dataset), services=services)
     detector = PersonalizationDetector(
         PersonalizationParams(
-            max_groups_per_size=args.groups_per_size, max_new_tokens=args.max_new_tokens
+            max_groups_per_size=args.groups_per_size,
+            max_new_tokens=args.max_new_tokens,
+            cap_to_answer=not args.uncapped,
         )
     )
-    began = time.perf_counter()
+    began, cpu = time.perf_counter(), time.process_time()
     findings = detector.detect(context)
-    total = time.perf_counter() - began
+    return time.perf_counter() - began, time.process_time() - cpu, findings
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--model-dir", type=Path, default=None)
+    parser.add_argument("--n-users", type=int, default=2000)
+    parser.add_argument("--groups-per-size", type=int, default=200)
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--batch-size", type=int, default=64)
+    parser.add_argument("--max-new-tokens", type=int, default=64)
+    parser.add_argument("--uncapped", action="store_true")
+    parser.add_argument("--repeats", type=int, default=1)
+    args = parser.parse_args()
+
+    from audit_sdk.adapters.huggingface_adapter import HuggingFaceAdapter, HuggingFaceParams
+
+    from audit_sdk.data.synthetic_ratings import SyntheticRatingsWorldParams, generate_rating_world
+    from audit_sdk.interfaces import GenerationParams
+
+    model_dir = args.model_dir or _default_model(args.n_users)
+    adapter = HuggingFaceAdapter(
+        HuggingFaceParams(
+            model_dir=str(model_dir), device="cpu", batch_size=args.batch_size, threads=args.threads
+        )
+    )
+    dataset = generate_rating_world(SyntheticRatingsWorldParams(n_users=args.n_users))
+    adapter.generate(["warm up"], params=GenerationParams(max_new_tokens=2))
+    totals: list[float] = []
+    cpu_totals: list[float] = []
+    seconds: dict[str, list[float]] = {}
+    cpu_seconds: dict[str, list[float]] = {}
+    findings: list[Any] = []
+    for _ in range(args.repeats):
+        total, cpu_total, findings = _run(args, adapter, dataset)
+        totals.append(total)
+        cpu_totals.append(cpu_total)
+        for f in findings:
+            if f.metric.startswith("kendall_tau:") and "seconds" in f.details:
+                seconds.setdefault(f.metric, []).append(f.details["seconds"])
+                cpu_seconds.setdefault(f.metric, []).append(f.details["cpu_seconds"])
     groups = next(f for f in findings if f.metric == "groups")
-    print(f"model: {model_dir}")
+    print(f"model: {model_dir}  threads {args.threads}  batch {args.batch_size}")
+    print(f"load average: {os.getloadavg()[0]:.2f} (2-core machine shared with other jobs)")
     print(f"groups: {groups.n} ({groups.explanation})")
-    print(f"{'method':18s} {'seconds':>8s} {'prompts':>8s} {'malformed':>9s}  tau [CI]")
-    for finding in findings:
-        if not finding.metric.startswith("kendall_tau:") or "seconds" not in finding.details:
+    header = (
+        f"{'method':16s} {'wall s':>7s} {'cpu s':>7s} {'prompts':>8s} {'unique':>7s} {'cap':>4s}"
+    )
+    print(f"{header} {'malformed':>9s}  tau [CI]")
+    for f in findings:
+        if f.metric not in seconds:
             continue
-        counts = finding.details["counts"]
+        counts = f.details["counts"]
         tau = (
-            f"{finding.estimate:.3f} [{finding.ci_low:.3f}, {finding.ci_high:.3f}]"
-            if finding.estimate is not None
+            f"{f.estimate:.3f} [{f.ci_low:.3f}, {f.ci_high:.3f}]"
+            if f.estimate is not None
             else "n/a"
         )
         print(
-            f"{finding.metric.removeprefix('kendall_tau:'):18s} "
-            f"{finding.details['seconds']:8.1f} {counts.get('prompts', 0):8d} "
+            f"{f.metric.removeprefix('kendall_tau:'):16s} {statistics.median(seconds[f.metric]):7.1f} "
+            f"{statistics.median(cpu_seconds[f.metric]):7.1f} "
+            f"{counts.get('prompts', counts.get('queries', 0)):8d} "
+            f"{counts.get('unique_prompts', 0):7d} {counts.get('max_new_tokens', 0):4d} "
             f"{counts.get('malformed', 0):9d}  {tau}"
         )
-    verdict = "within" if total < 300 else "OVER"
-    print(f"whole detector: {total:.1f} s ({verdict} the 5-minute target)")
+    total, cpu_total = statistics.median(totals), statistics.median(cpu_totals)
+    print(
+        f"whole detector, wall: median {total:.1f} s of {args.repeats} "
+        f"({total / TARGET_S:.2f} x the {TARGET_S:.0f} s target: "
+        f"{'within' if total < TARGET_S else 'OVER'})"
+    )
+    # On a shared machine the wall time measures the other jobs too. The process's CPU time
+    # does not: on 2 free cores the wall time lies between cpu/2 (both threads busy) and cpu.
+    print(
+        f"whole detector, CPU: median {cpu_total:.1f} s -> on 2 free cores {cpu_total / 2:.1f}"
+        f"-{cpu_total:.1f} s ({cpu_total / 2 / TARGET_S:.2f}-{cpu_total / TARGET_S:.2f} x target)"
+    )
 
 
 if __name__ == "__main__":

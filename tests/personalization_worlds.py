@@ -18,7 +18,7 @@ import pandas as pd
 
 from audit_sdk.config import AuditConfig
 from audit_sdk.data.tables import Catalog, Dataset, Interactions, Users
-from audit_sdk.interfaces import AuditContext, SubjectOutputs
+from audit_sdk.interfaces import AuditContext, SubjectOutputs, TokenScores
 
 GENRES = ("rock", "jazz", "pop", "folk", "metal")
 
@@ -159,3 +159,19 @@ def oracle_generate(prompt: str) -> str:
 
 def garbage_generate(prompt: str) -> str:
     return "I am unable to help with that request."
+
+
+# -- a scoring recommender (callable adapter with ``score``) -------------------------------------
+# history prompt -> user id, and (user id, item title) -> the user's true relative rating: an
+# oracle that recognises the user from the history the detector shows it (set by the test).
+HISTORIES: dict[str, str] = {}
+RELATIVE: dict[tuple[str, str], float] = {}
+
+
+def oracle_score(prompts: list[str], continuations: list[str]) -> list[TokenScores]:
+    """log p(item | history) := the user's true relative rating for the item."""
+    out = []
+    for prompt, continuation in zip(prompts, continuations, strict=True):
+        user = HISTORIES[prompt]
+        out.append(TokenScores([0], [RELATIVE[(user, continuation.strip())]]))
+    return out

@@ -19,12 +19,13 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from audit_sdk.atomic_io import atomic_write_text
 from audit_sdk.errors import AuditSDKError
 
 from ._personalization_groups import DIFFICULTY_BY_SIZE
 from ._personalization_methods import MethodRun
 
-__all__ = ["read_logged_predictions"]
+__all__ = ["read_logged_predictions", "write_predictions"]
 
 _WHERE = "detector 'personalization', params.logged_predictions"
 
@@ -91,3 +92,16 @@ def read_logged_predictions(path: str | Path) -> list[MethodRun]:
             )
         )
     return runs
+
+
+def write_predictions(path: str | Path, runs: list[MethodRun]) -> None:
+    """Every run's per-user predictions as one CSV (the table :func:`read_logged_predictions`
+    reads back), written atomically."""
+    table = pd.concat([run.predictions.assign(method=run.name) for run in runs], ignore_index=True)
+    columns = ["group_id", "difficulty", "user_id", "item_id", "method", "predicted"]
+    if "rating_predicted" in table:
+        columns.append("rating_predicted")
+    columns += ["rating", "user_mean", "relative"]
+    target = Path(path)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(target, table[columns].to_csv(index=False, float_format="%.6g"))

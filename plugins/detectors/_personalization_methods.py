@@ -16,7 +16,8 @@ counts of prompts, malformed answers, generation errors and (pairwise) disagreei
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+import json
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
@@ -46,6 +47,8 @@ __all__ = [
     "LLMMethod",
     "MethodRun",
     "PromptContext",
+    "answer_budget",
+    "base_frame",
     "run_llm_method",
     "run_scorer",
 ]
@@ -65,6 +68,13 @@ class MethodRun:
     """a few malformed answers, to show in the report"""
     seconds: float = 0.0
     """wall time of the method (prompting, generation and parsing; the scorer's call)"""
+    kind: str = ""
+    """how the report labels it (reference, audited, recommender, logged); empty: by caller"""
+    unrankable: str | None = None
+    """why this model could not be ranked at all (then no prediction is usable)"""
+    cpu_seconds: float = 0.0
+    """CPU time of this process over the method, all threads (load-independent, unlike the
+    wall time on a shared machine)"""
 
 
 def _queries(groups: PersonalizationGroups) -> pd.DataFrame:
@@ -73,7 +83,8 @@ def _queries(groups: PersonalizationGroups) -> pd.DataFrame:
     ].reset_index(drop=True)
 
 
-def _base(groups: PersonalizationGroups) -> pd.DataFrame:
+def base_frame(groups: PersonalizationGroups) -> pd.DataFrame:
+    """One row per (group, user) with the truth: what every method's predictions extend."""
     return groups.members[
         ["group_id", "difficulty", "size", "user_id", "item_id", "rating", "user_mean", "relative"]
     ].reset_index(drop=True)
@@ -82,7 +93,7 @@ def _base(groups: PersonalizationGroups) -> pd.DataFrame:
 def run_scorer(
     name: str, groups: PersonalizationGroups, dataset: Dataset, rng: np.random.Generator
 ) -> MethodRun:
-    frame = _base(groups)
+    frame = base_frame(groups)
     scorer = resolve_scorer(name)
     queries = _queries(groups)
     if scorer is None:
@@ -102,14 +113,43 @@ def run_scorer(
     return MethodRun(name, frame, {"queries": len(frame), "missing_scores": int(bad.sum())})
 
 
+def answer_budget(
+    method: LLMMethod, size: int, adapter: GeneratorAdapter, *, slack: int = 4
+) -> int:
+    """New tokens a valid answer needs: the longest valid JSON answer of ``method`` for a group
+    of ``size`` users, in the adapter's own tokens where it can ``tokenize`` (else two
+    characters a token, a generous estimate for BPE vocabularies), plus ``slack``. Capping
+    generation here matters for speed: a model that never closes its JSON (TinyRec) otherwise
+    decodes to ``max_new_tokens`` on every prompt, and anything longer cannot parse anyway
+    beyond the prose the parsers skip."""
+    text = _LONGEST_ANSWER[method](size)
+    if adapter.supports("tokenize"):
+        try:
+            return len(adapter.tokenize([text])[0].token_ids) + slack
+        except Exception:  # a tokenizer that fails here still generates; estimate instead
+            pass
+    return len(text) // 2 + slack
+
+
+_LONGEST_ANSWER = {
+    "pointwise": lambda size: '{"rating": 4.5}',
+    "pairwise": lambda size: '{"preferred": "A"}',
+    "listwise": lambda size: json.dumps({"ranking": list(LABELS[:size])}),
+}
+
+
 class _Answers:
-    """Prompts of one method, generated in one batched call, with their outcomes."""
+    """Prompts of one method with each one's token budget, generated in one batched service
+    call per budget (the service deduplicates identical prompts, e.g. a member's pointwise
+    prompt shared by the groups of several sizes drawn from one window, and caches them)."""
 
     def __init__(self) -> None:
         self.prompts: list[str] = []
+        self.budgets: list[int] = []
 
-    def add(self, prompt: str) -> int:
+    def add(self, prompt: str, budget: int) -> int:
         self.prompts.append(prompt)
+        self.budgets.append(budget)
         return len(self.prompts) - 1
 
     def generate(
@@ -119,9 +159,17 @@ class _Answers:
         params: GenerationParams,
         label: str,
     ) -> list[GeneratedText]:
-        if not self.prompts:
-            return []
-        return service.generate(adapter, self.prompts, params=params, label=label)
+        out: list[GeneratedText | None] = [None] * len(self.prompts)
+        budgets = np.asarray(self.budgets, dtype=np.int64)
+        for budget in np.unique(budgets):
+            index = np.flatnonzero(budgets == budget)
+            capped = replace(params, max_new_tokens=min(int(budget), params.max_new_tokens))
+            texts = service.generate(
+                adapter, [self.prompts[i] for i in index], params=capped, label=label
+            )
+            for i, text in zip(index, texts, strict=True):
+                out[i] = text
+        return [o for o in out if o is not None]
 
 
 def run_llm_method(
@@ -134,8 +182,21 @@ def run_llm_method(
     params: GenerationParams,
     label: str,
     scale: tuple[float, float] = (1.0, 5.0),
+    cap_to_answer: bool = True,
 ) -> MethodRun:
-    frame = _base(groups)
+    """Prompts every group with ``method`` and parses the answers. ``cap_to_answer``: generate
+    at most :func:`answer_budget` new tokens per prompt (never more than
+    ``params.max_new_tokens``)."""
+    frame = base_frame(groups)
+    budgets: dict[int, int] = {}
+
+    def budget(size: int) -> int:
+        if size not in budgets:
+            budgets[size] = (
+                answer_budget(method, size, adapter) if cap_to_answer else params.max_new_tokens
+            )
+        return budgets[size]
+
     contexts, item_texts = prompt_context
     answers = _Answers()
     by_group = list(frame.groupby("group_id", sort=False).indices.items())
@@ -146,23 +207,27 @@ def run_llm_method(
         members: list[MemberContext] = [contexts[(group_id, u)] for u in users]
         text = item_texts[item]
         if method == "pointwise":
-            plan.append([answers.add(pointwise_prompt(m, item, text, scale)) for m in members])
+            plan.append(
+                [answers.add(pointwise_prompt(m, item, text, scale), budget(1)) for m in members]
+            )
         elif method == "pairwise":
             pairs = []
             for i in range(len(members)):
                 for j in range(i + 1, len(members)):
-                    ij = answers.add(pairwise_prompt(members[i], members[j], item, text))
-                    ji = answers.add(pairwise_prompt(members[j], members[i], item, text))
+                    ij = answers.add(pairwise_prompt(members[i], members[j], item, text), budget(2))
+                    ji = answers.add(pairwise_prompt(members[j], members[i], item, text), budget(2))
                     pairs.append((i, j, ij, ji))
             plan.append(pairs)
         else:
-            plan.append(answers.add(listwise_prompt(members, item, text)))
+            plan.append(answers.add(listwise_prompt(members, item, text), budget(len(members))))
     outcomes = answers.generate(service, adapter, params, f"{label}:{method}")
     counts = {
         "prompts": len(answers.prompts),
         "errors": sum(o.text is None for o in outcomes),
         "malformed": 0,
         "groups_unusable": 0,
+        "unique_prompts": len(set(answers.prompts)),
+        "max_new_tokens": min(max(budgets.values(), default=0), params.max_new_tokens),
     }
     examples: list[str] = []
 

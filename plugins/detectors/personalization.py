@@ -26,14 +26,10 @@ from __future__ import annotations
 
 import time
 from dataclasses import replace
-from pathlib import Path
 from typing import Annotated, Any, ClassVar
 
-import numpy as np
-import pandas as pd
 from pydantic import Field
 
-from audit_sdk.atomic_io import atomic_write_text
 from audit_sdk.finding_builders import group_disparity_finding
 from audit_sdk.group_statistics import compare_groups_many
 from audit_sdk.hookspecs import hookimpl
@@ -44,7 +40,7 @@ from audit_sdk.report_model import Finding, GroupEstimate
 from audit_sdk.thresholds import Threshold, evaluate_threshold
 
 from ._personalization_groups import GroupSettings, PersonalizationGroups, build_groups
-from ._personalization_logged import read_logged_predictions
+from ._personalization_logged import read_logged_predictions, write_predictions
 from ._personalization_methods import LLM_METHODS, LLMMethod, MethodRun, run_llm_method, run_scorer
 from ._personalization_metrics import (
     error_intervals,
@@ -53,6 +49,8 @@ from ._personalization_metrics import (
     user_concordance,
 )
 from ._personalization_prompts import member_contexts
+from ._personalization_recommenders import rank_with_recommender, ranking_capability
+from ._personalization_summary import tau_table, tau_vs_mae
 
 __all__ = ["PersonalizationDetector", "PersonalizationParams", "tau_vs_mae"]
 
@@ -81,8 +79,27 @@ class PersonalizationParams(GroupSettings):
         default_factory=list,
         description="model roles (config models: section) prompted besides the subject",
     )
+    recommenders: list[str] = Field(
+        default_factory=list,
+        description="model roles (config models: section) ranked directly by their own "
+        "affinity for the query item: its log-probability given the user's history where the "
+        "adapter can score, else its position in a refit recommender's ranking of the whole "
+        "catalog (the baselines exclude consumed items, so they are refit without the "
+        "members' query ratings); adapters that can do neither are reported as unrankable",
+    )
+    rank_subject: bool = Field(
+        True, description="also rank the subject directly (as 'affinity') when it can"
+    )
     temperature: float = Field(0.0, ge=0)
-    max_new_tokens: int = Field(64, ge=1)
+    max_new_tokens: int = Field(
+        64, ge=1, description="most new tokens of any answer (see cap_to_answer)"
+    )
+    cap_to_answer: bool = Field(
+        True,
+        description="generate at most the tokens the longest valid JSON answer of each method "
+        "needs (+4), in the model's own tokenizer where it has one: answers cannot parse "
+        "beyond that, and a model that never closes its JSON would decode to max_new_tokens",
+    )
     predictions_path: Annotated[str | None, PathParam()] = Field(
         None, description="write every method's per-user predictions here (CSV)"
     )
@@ -125,6 +142,10 @@ class PersonalizationDetector(Detector):
                 n_total = int(run.predictions["group_id"].nunique())
                 logged = replace(run, name=f"logged:{run.name}")
                 findings += self._method_findings(context, n_total, logged, judged=True)
+        summary = next((f for f in findings if f.metric == "groups" and f.status == "pass"), None)
+        if summary is not None:
+            summary.details["tau_vs_mae"] = tau_vs_mae(findings)
+            summary.details["tau_table"] = tau_table(findings)
         return findings
 
     def _from_dataset(self, context: AuditContext) -> list[Finding]:
@@ -164,11 +185,16 @@ class PersonalizationDetector(Detector):
             ]
         runs: list[tuple[MethodRun, bool]] = []
         for scorer in params.scorers:
-            began = time.perf_counter()
+            began, cpu = time.perf_counter(), time.process_time()
             run = run_scorer(scorer, groups, context.dataset, context.rng(f"{self.name}:{scorer}"))
             label = scorer.rpartition(":")[2]
-            seconds = time.perf_counter() - began
-            runs.append((replace(run, name=label, seconds=seconds), False))
+            run = replace(
+                run,
+                name=label,
+                seconds=time.perf_counter() - began,
+                cpu_seconds=time.process_time() - cpu,
+            )
+            runs.append((run, False))
         findings: list[Finding] = [self._groups_finding(context, groups)]
         generators = self._generators(context) if params.methods else []
         prompt_context = (
@@ -182,7 +208,7 @@ class PersonalizationDetector(Detector):
         scale = (float(ratings.min()), float(ratings.max()))
         for label, adapter in generators:
             for method in params.methods:
-                began = time.perf_counter()
+                began, cpu = time.perf_counter(), time.process_time()
                 run = run_llm_method(
                     method,
                     groups,
@@ -196,10 +222,27 @@ class PersonalizationDetector(Detector):
                     ),
                     label=label,
                     scale=scale,
+                    cap_to_answer=params.cap_to_answer,
                 )
                 name = method if label == "subject" else f"{method}@{label}"
-                seconds = time.perf_counter() - began
-                runs.append((replace(run, name=name, seconds=seconds), True))
+                run = replace(
+                    run,
+                    name=name,
+                    seconds=time.perf_counter() - began,
+                    cpu_seconds=time.process_time() - cpu,
+                )
+                runs.append((run, True))
+        for label, adapter in self._recommenders(context):
+            began, cpu = time.perf_counter(), time.process_time()
+            name = "affinity" if label == "subject" else f"affinity@{label}"
+            run = rank_with_recommender(adapter, groups, context.dataset, label=name)
+            run = replace(
+                run,
+                kind="recommender",
+                seconds=time.perf_counter() - began,
+                cpu_seconds=time.process_time() - cpu,
+            )
+            runs.append((run, False))
         if not any(is_llm for _, is_llm in runs) and params.methods:
             findings.append(
                 self._skipped(
@@ -211,9 +254,8 @@ class PersonalizationDetector(Detector):
             )
         for run, is_llm in runs:
             findings += self._method_findings(context, groups.n_groups, run, judged=is_llm)
-        findings[0].details["tau_vs_mae"] = tau_vs_mae(findings)
         if params.predictions_path:
-            self._write_predictions(params.predictions_path, runs)
+            write_predictions(params.predictions_path, [run for run, _ in runs])
         return findings
 
     # -- models -------------------------------------------------------------------------------
@@ -223,6 +265,15 @@ class PersonalizationDetector(Detector):
         if adapter is not None and adapter.supports("generate"):
             found.append(("subject", adapter))
         for role in self._params.generators:
+            found.append((role, context.models.get(role)))
+        return found
+
+    def _recommenders(self, context: AuditContext) -> list[tuple[str, Any]]:
+        found = []
+        adapter = context.adapter
+        if self._params.rank_subject and adapter is not None and ranking_capability(adapter):
+            found.append(("subject", adapter))
+        for role in self._params.recommenders:
             found.append((role, context.models.get(role)))
         return found
 
@@ -267,6 +318,24 @@ class PersonalizationDetector(Detector):
         apply), not a reference scorer's."""
         confidence, n_resamples = context.bootstrap.confidence, context.bootstrap.n_resamples
         metric = f"kendall_tau:{run.name}"
+        kind = run.kind or (
+            "logged" if run.name.startswith("logged:") else ("audited" if judged else "reference")
+        )
+        if run.unrankable:
+            return [
+                self._skipped(
+                    context,
+                    metric,
+                    run.unrankable,
+                    details={
+                        "unrankable": run.unrankable,
+                        "kind": kind,
+                        "groups_total": n_total,
+                        "groups_scored": 0,
+                        "counts": run.counts,
+                    },
+                )
+            ]
         scores = group_taus(run.predictions)
         unusable = n_total - len(scores.frame)
         details: dict[str, Any] = {
@@ -274,8 +343,9 @@ class PersonalizationDetector(Detector):
             "groups_total": n_total,
             "groups_scored": len(scores.frame),
             "constant_predictions": scores.n_constant,
-            "kind": "audited" if judged else "reference",
+            "kind": kind,
             "seconds": round(run.seconds, 3),
+            "cpu_seconds": round(run.cpu_seconds, 3),
         }
         if run.examples:
             details["malformed_examples"] = run.examples
@@ -408,41 +478,6 @@ class PersonalizationDetector(Detector):
             )
             for attribute, comparison in zip(attributes, comparisons, strict=True)
         ]
-
-    @staticmethod
-    def _write_predictions(path: str, runs: list[tuple[MethodRun, bool]]) -> None:
-        frames = [run.predictions.assign(method=run.name) for run, _ in runs]
-        table = pd.concat(frames, ignore_index=True)
-        columns = ["group_id", "difficulty", "user_id", "item_id", "method", "predicted"]
-        if "rating_predicted" in table:
-            columns.append("rating_predicted")
-        columns += ["rating", "user_mean", "relative"]
-        target = Path(path)
-        target.parent.mkdir(parents=True, exist_ok=True)
-        atomic_write_text(target, table[columns].to_csv(index=False, float_format="%.6g"))
-
-
-def tau_vs_mae(findings: list[Finding]) -> dict[str, Any]:
-    """Each method's tau beside its MAE, and their Pearson correlation across the methods
-    that have both (PerRecBench, Sec. 4.2, reports about -0.26 over 19 LLMs: rating error
-    says little about ranking users); the correlation needs three methods."""
-    by_metric = {f.metric: f.estimate for f in findings}
-    pairs = {
-        metric.removeprefix("kendall_tau:"): (tau, by_metric[f"mae:{metric[12:]}"])
-        for metric, tau in by_metric.items()
-        if metric.startswith("kendall_tau:")
-        and tau is not None
-        and by_metric.get(f"mae:{metric[12:]}") is not None
-    }
-    out: dict[str, Any] = {
-        "methods": {m: {"tau": t, "mae": e} for m, (t, e) in pairs.items()},
-        "pearson": None,
-    }
-    if len(pairs) >= 3:
-        taus, maes = (np.array(v, dtype=float) for v in zip(*pairs.values(), strict=True))
-        if np.ptp(taus) > 0 and np.ptp(maes) > 0:
-            out["pearson"] = float(np.corrcoef(taus, maes)[0, 1])
-    return out
 
 
 @hookimpl

@@ -73,6 +73,11 @@ class OpenAIHTTPParams(PluginParams):
     base_url: str = Field(
         "http://127.0.0.1:8000/v1", description="the API root, e.g. http://127.0.0.1:8000/v1"
     )
+    base_urls: list[str] | None = Field(
+        None,
+        description="a serving fleet: several API roots serving the same model (vLLM, TGI "
+        "replicas); prompts are spread over them in turn and a retry goes to the next one",
+    )
     model: str = Field(description="the model name the server expects")
     mode: Literal["chat", "completions"] = Field("chat", description="which endpoint to call")
     api_key_env: str | None = Field(
@@ -105,6 +110,23 @@ class OpenAIHTTPParams(PluginParams):
             raise ValueError("must be an http:// or https:// URL, e.g. http://127.0.0.1:8000/v1")
         return value.rstrip("/")
 
+    @field_validator("base_urls")
+    @classmethod
+    def _http_urls(cls, value: list[str] | None) -> list[str] | None:
+        if value is None:
+            return None
+        if not value:
+            raise ValueError("is empty; list at least one URL, or leave it out for base_url")
+        roots = [cls._http_url(url) for url in value]
+        if len(set(roots)) < len(roots):
+            raise ValueError("lists the same URL twice")
+        return roots
+
+    @property
+    def roots(self) -> list[str]:
+        """The API roots requests go to: ``base_urls``, or ``base_url`` alone."""
+        return list(self.base_urls) if self.base_urls else [self.base_url]
+
 
 class OpenAIHTTPAdapter(GeneratorAdapter):
     """Generates text through an OpenAI-compatible server."""
@@ -127,13 +149,20 @@ class OpenAIHTTPAdapter(GeneratorAdapter):
     # -- identity ---------------------------------------------------------------------------
     @property
     def endpoint(self) -> str:
+        return self._endpoint_at(0)
+
+    def _endpoint_at(self, turn: int) -> str:
+        """The endpoint of the fleet's ``turn``-th root (in turn, wrapping around)."""
+        roots = self._params.roots
         path = "chat/completions" if self._params.mode == "chat" else "completions"
-        return f"{_public_url(self._params.base_url)}/{path}"
+        return f"{_public_url(roots[turn % len(roots)])}/{path}"
 
     def fingerprint(self) -> str:
-        """Endpoint and model name (and, when set, a hash of the system prompt); never the key."""
+        """Endpoint(s) and model name (and, when set, a hash of the system prompt); never the
+        key. A fleet's roots are sorted: the order they are listed in does not matter."""
         params = self._params
-        text = f"openai_http:{params.mode}:{_public_url(params.base_url)}:{params.model}"
+        where = "|".join(sorted(_public_url(root) for root in params.roots))
+        text = f"openai_http:{params.mode}:{where}:{params.model}"
         if params.system_prompt:
             digest = hashlib.sha256(params.system_prompt.encode("utf-8")).hexdigest()[:16]
             text += f":system={digest}"
@@ -146,6 +175,7 @@ class OpenAIHTTPAdapter(GeneratorAdapter):
             "model": params.model,
             "base_url": _public_url(params.base_url),
             "mode": params.mode,
+            **({"base_urls": [_public_url(r) for r in params.roots]} if params.base_urls else {}),
         }
 
     # -- HTTP -------------------------------------------------------------------------------
@@ -230,13 +260,14 @@ class OpenAIHTTPAdapter(GeneratorAdapter):
             return self._params.mode == "completions"
         return capability in self.capabilities
 
-    def _attempt(self, body: dict[str, Any], extract: Any = None) -> Any:
-        """One request; returns the text (or ``extract(payload, text, url)``), raises
-        _Retryable or AdapterError."""
+    def _attempt(self, body: dict[str, Any], extract: Any = None, url: str | None = None) -> Any:
+        """One request (to ``url``, default the first endpoint); returns the text (or
+        ``extract(payload, text, url)``), raises _Retryable or AdapterError."""
         import httpx
 
-        url = self.endpoint
+        url = url or self.endpoint
         settings = self._params
+        root = url.rsplit("/chat/completions", 1)[0].rsplit("/completions", 1)[0]
         try:
             status, headers, raw = self._send(url, body)
         except httpx.TimeoutException as exc:
@@ -245,7 +276,7 @@ class OpenAIHTTPAdapter(GeneratorAdapter):
             raise _Retryable(
                 "connect",
                 f"cannot connect to {url} ({_connect_reason(exc)}). Is the server running "
-                f"and listening at {_public_url(settings.base_url)}?",
+                f"and listening at {root}?",
             ) from None
         except (httpx.RemoteProtocolError, httpx.ReadError, httpx.WriteError) as exc:
             raise _Retryable(
@@ -398,8 +429,8 @@ class OpenAIHTTPAdapter(GeneratorAdapter):
         for attempt in range(1, attempts + 1):
             if stop.is_set():
                 raise _Cancelled()
-            try:
-                return self._attempt(body, extract)
+            try:  # a fleet spreads prompts over its roots; a retry goes to the next one
+                return self._attempt(body, extract, self._endpoint_at(index + attempt - 1))
             except _Retryable as failure:
                 last = failure
                 kinds.append(failure.kind)

@@ -205,6 +205,9 @@ class _Handler(BaseHTTPRequestHandler):
             raise HTTPRequestError(400, "streaming is not supported; send stream=false.")
         if body.get("n", 1) not in (1, None):
             raise HTTPRequestError(400, "only n=1 is supported.")
+        if body.get("echo") and path != "/v1/chat/completions":
+            self._send_json(200, self._echo_logprobs(body))
+            return
         params = _generation_params(body)
         chat = path == "/v1/chat/completions"
         if chat:
@@ -247,3 +250,31 @@ class _Handler(BaseHTTPRequestHandler):
                 ],
             }
         self._send_json(200, payload)
+
+    def _echo_logprobs(self, body: dict[str, Any]) -> dict[str, Any]:
+        """``echo`` with ``logprobs`` and ``max_tokens: 0``: the prompt tokens' log-probabilities
+        (:mod:`audit_sdk.serving._prompt_logprobs`)."""
+        if body.get("max_tokens", 0) not in (0, None) or body.get("logprobs") is None:
+            raise HTTPRequestError(
+                400, "echo is supported for scoring only: send max_tokens 0 and logprobs 0."
+            )
+        prompt = body.get("prompt")
+        prompts = [prompt] if isinstance(prompt, str) else prompt
+        if (
+            not isinstance(prompts, list)
+            or not prompts
+            or not all(isinstance(p, str) for p in prompts)
+        ):
+            raise HTTPRequestError(400, "'prompt' must be a string or a non-empty list of strings.")
+        token_ids = bool(body.get("return_tokens_as_token_ids"))
+        logprobs = self.app.prompt_logprobs(prompts, token_ids=token_ids)
+        return {
+            "id": f"cmpl-{uuid.uuid4().hex[:24]}",
+            "object": "text_completion",
+            "created": int(time.time()),
+            "model": self.app.model_name,
+            "choices": [
+                {"index": i, "text": text, "finish_reason": "length", "logprobs": lp}
+                for i, (text, lp) in enumerate(zip(prompts, logprobs, strict=True))
+            ],
+        }

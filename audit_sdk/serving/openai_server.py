@@ -174,6 +174,13 @@ class OpenAICompatibleServer:
             )
         return list(outputs)
 
+    def prompt_logprobs(self, prompts: list[str], *, token_ids: bool) -> list[dict[str, Any]]:
+        """Echoed prompt-token log-probabilities (:mod:`._prompt_logprobs`)."""
+        from audit_sdk.serving._prompt_logprobs import prompt_logprobs
+
+        with self._model_lock:
+            return prompt_logprobs(self.adapter, prompts, token_ids=token_ids)
+
 
 # -- command line --------------------------------------------------------------------------
 def load_adapter(spec: str, params: dict[str, Any] | None = None) -> GeneratorAdapter:

@@ -122,6 +122,7 @@ class _FindingView:
     chart: Markup | None = None
     chart_note: str | None = None
     details_text: str | None = None
+    details_table: tuple[list[str], list[list[str]]] | None = None
 
 
 @dataclass
@@ -284,13 +285,28 @@ def _group_view(row: GroupEstimate) -> _GroupView:
 
 
 def _details_text(details: Mapping[str, Any]) -> str | None:
-    shown = {k: v for k, v in details.items() if k not in {"histogram", "null_value", "overall"}}
+    hidden = {"histogram", "null_value", "overall", "table"}
+    shown = {k: v for k, v in details.items() if k not in hidden}
     if not shown:
         return None
     text = json.dumps(shown, indent=2, default=str, ensure_ascii=False)
     if len(text) > DETAILS_MAX_CHARS:
         text = text[:DETAILS_MAX_CHARS] + "\n… (truncated; see report.json)"
     return text
+
+
+def _details_table(details: Mapping[str, Any]) -> tuple[list[str], list[list[str]]] | None:
+    """``details["table"]`` (``{"columns": [...], "rows": [[...], ...]}``, e.g. the
+    verification models x tests table) as header and cells, if well formed."""
+    table = details.get("table")
+    if not isinstance(table, Mapping):
+        return None
+    columns, rows = table.get("columns"), table.get("rows")
+    if not isinstance(columns, list) or not isinstance(rows, list):
+        return None
+    if not all(isinstance(r, list) and len(r) == len(columns) for r in rows):
+        return None
+    return [str(c) for c in columns], [[str(c) for c in r] for r in rows]
 
 
 def _finding_view(index: int, finding: Finding) -> _FindingView:
@@ -319,6 +335,7 @@ def _finding_view(index: int, finding: Finding) -> _FindingView:
         chart=chart,
         chart_note=note,
         details_text=_details_text(finding.details),
+        details_table=_details_table(finding.details),
     )
 
 

@@ -7,6 +7,7 @@ report shows."""
 from __future__ import annotations
 
 import numpy as np
+import pandas as pd
 import pytest
 from audit_sdk.adapters.baseline_recommenders import ItemKNNRecommender, PopularityRecommender
 from audit_sdk.adapters.callable_adapter import CallableAdapter, CallableParams
@@ -199,3 +200,63 @@ def test_a_whole_audit_ranks_baselines_directly_and_the_html_report_has_the_tau_
     for method in ("pointwise@garbage", "affinity@item_knn", "random"):
         assert f'<td class="mono">{method}</td>' in html
     assert rows["random"]["overall"]["estimate"] is not None
+
+
+def test_prompts_can_show_each_users_profile_from_the_profile_pipeline():
+    import dataclasses
+
+    from audit_sdk.plugins.detectors._personalization_prompts import (
+        PROFILE_CHARS,
+        pointwise_prompt,
+        with_profiles,
+    )
+    from audit_sdk.plugins.detectors.personalization import (
+        PersonalizationDetector,
+        PersonalizationParams,
+    )
+
+    from audit_sdk.config import AuditConfig
+    from audit_sdk.execution import LocalExecutor
+    from audit_sdk.interfaces import AuditContext, SubjectOutputs
+    from audit_sdk.services import AuditServices, ModelHandle, ModelRoles
+
+    dataset = rating_world(15, n_users=100)
+    install_truth(dataset)
+    users = dataset.users.frame.index
+    profiles = pd.DataFrame(
+        {
+            "user_id": [*users, users[0]],
+            "window": ["w1"] * len(users) + ["w2"],
+            "text": [f"likes album {u}" for u in users] + ["x" * 1000],
+        }
+    )
+    groups = _groups(dataset, per_size=5)
+    contexts, _ = member_contexts(groups.members, groups.timelines, dataset.catalog.frame, k=4)
+    shown, found = with_profiles(contexts, profiles)
+    assert found == len(contexts)
+    member = next(m for m in shown.values() if m.user_id != users[0])
+    assert f"taste profile: likes album {member.user_id}" in pointwise_prompt(member, "i1", "x")
+    assert all(len(m.profile or "") <= PROFILE_CHARS for m in shown.values())  # last row, cut
+
+    subject = SubjectOutputs(name="s", adapter="callable", fingerprint="0" * 64, profiles=profiles)
+    context = AuditContext.from_tables(
+        config=AuditConfig(seed=0),
+        dataset=dataset,
+        user_table=dataset.users.frame,
+        group_columns=["age_group"],
+        subject=subject,
+    )
+    adapter = CallableAdapter(CallableParams(target=f"{WORLD}:oracle_generate"))
+    services = AuditServices(
+        generation=GenerationService(cache_path=None),
+        models=ModelRoles({}),
+        subject=ModelHandle("subject", spec=None, settings=None, live=adapter),
+        executor=LocalExecutor(),
+    )
+    context = dataclasses.replace(context, services=services)
+    params = PersonalizationParams(
+        max_groups_per_size=5, include_profile=True, scorers=[], methods=["listwise"]
+    )
+    findings = {f.metric: f for f in PersonalizationDetector(params).detect(context)}
+    assert findings["groups"].details["members_with_profile"] > 0
+    assert findings["kendall_tau:listwise"].estimate == pytest.approx(1.0)

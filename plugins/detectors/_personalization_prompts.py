@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import json
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
@@ -34,6 +34,7 @@ __all__ = [
     "parse_ranking",
     "parse_rating",
     "pointwise_prompt",
+    "with_profiles",
 ]
 
 LABELS = "ABCDEFGH"
@@ -48,6 +49,9 @@ class MemberContext:
     user_mean: float
     history: tuple[tuple[str, float], ...]
     """(item text, rating relative to the user's mean), most relevant first"""
+    profile: str | None = None
+    """the user's taste profile from the profile pipeline, when the detector is asked to show
+    it (:func:`with_profiles`)"""
 
 
 def _item_texts(catalog: pd.DataFrame) -> pd.Series:
@@ -106,10 +110,40 @@ def member_contexts(
     return contexts, queries
 
 
+PROFILE_CHARS = 400
+"""a profile is cut to this many characters in a prompt"""
+
+
+def with_profiles(
+    contexts: dict[tuple[str, str], MemberContext], profiles: pd.DataFrame | None
+) -> tuple[dict[tuple[str, str], MemberContext], int]:
+    """``contexts`` with each member's profile text (the user's last profile row in
+    ``profiles``: ``user_id, text``, as the profile pipeline writes them), and how many
+    members got one. A profile summarises the user's whole sampled history, which may
+    include listening after the query rating: the prompt says it is a profile, not history."""
+    if profiles is None or profiles.empty or not {"user_id", "text"} <= set(profiles):
+        return contexts, 0
+    usable = profiles[profiles["text"].notna()]
+    last = usable.drop_duplicates("user_id", keep="last").set_index("user_id")["text"]
+    out, found = {}, 0
+    for key, member in contexts.items():
+        text = last.get(member.user_id)
+        if isinstance(text, str) and text.strip():
+            found += 1
+            member = replace(member, profile=" ".join(text.split())[:PROFILE_CHARS])
+        out[key] = member
+    return out, found
+
+
 def _history_lines(member: MemberContext) -> str:
-    if not member.history:
-        return "- (no related items)"
-    return "\n".join(f"- {text}: {rel:+.2f}" for text, rel in member.history)
+    lines = (
+        "\n".join(f"- {text}: {rel:+.2f}" for text, rel in member.history)
+        if member.history
+        else "- (no related items)"
+    )
+    if member.profile:
+        lines += f"\n  taste profile: {member.profile}"
+    return lines
 
 
 def _query_line(item_id: str, text: str) -> str:

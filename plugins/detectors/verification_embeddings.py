@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Annotated, Any, ClassVar
 
 import numpy as np
+import pandas as pd
 from audit_sdk.adapters.embedding_adapter import EmbeddingAdapter, EmbeddingParams
 from audit_sdk.plugins.detectors._profile_utility import item_texts
 from pydantic import Field
@@ -41,7 +42,12 @@ from audit_sdk.verification.intrinsic_tests import (
 )
 from audit_sdk.verification.test_sets import VerificationSuite, load_suite, suite_from_catalog
 
-__all__ = ["EmbeddingVerificationDetector", "EmbeddingVerificationParams", "embedding_models"]
+__all__ = [
+    "EmbeddingVerificationDetector",
+    "EmbeddingVerificationParams",
+    "embedding_models",
+    "metadata_texts",
+]
 
 REFERENCE = (
     "Verifying LLM-Driven Music Recommendation Systems (Amazon Music, KDD 2025 LLM4ECommerce "
@@ -71,6 +77,15 @@ class EmbeddingVerificationParams(PluginParams):
     eps: float | None = Field(
         None, gt=0, description="eq. 2 threshold (default: d must be the nearest entity)"
     )
+
+
+def metadata_texts(catalog: pd.DataFrame) -> pd.Series:
+    """Each item's metadata line (:func:`item_texts`), index as strings; missing values
+    (``pd.NA`` in HetRec's country and era columns) read as unknown."""
+    known = catalog.astype(object).where(catalog.notna(), None)
+    texts = item_texts(known)
+    texts.index = texts.index.astype(str)
+    return texts
 
 
 def embedding_models(context: AuditContext, roles: list[str] | None) -> dict[str, Embed]:
@@ -138,8 +153,7 @@ class EmbeddingVerificationDetector(Detector):
         if not suites:
             return findings or [self._skipped("verification:overall", "no test set to run")]
         models = embedding_models(context, params.models)
-        texts = item_texts(context.dataset.catalog.frame)
-        texts.index = texts.index.astype(str)
+        texts = metadata_texts(context.dataset.catalog.frame)
         for label, suite in suites.items():
             results = [
                 score_embedding(

@@ -23,7 +23,7 @@ from typing import Annotated, Any, ClassVar
 import numpy as np
 import pandas as pd
 from audit_sdk.adapters.embedding_adapter import EmbeddingAdapter, EmbeddingParams
-from audit_sdk.plugins.detectors._profile_utility import item_texts
+from audit_sdk.plugins.detectors.verification_embeddings import metadata_texts
 from pydantic import Field
 
 from audit_sdk import Detector, Finding, GroupEstimate, MetricSpec, PluginParams, hookimpl
@@ -154,8 +154,7 @@ class PlaylistVerificationDetector(Detector):
             else EmbeddingAdapter(EmbeddingParams(backend="wordllama")).embed
         )
         order = context.item_popularity.sort_values(ascending=False).index.astype(str)
-        catalog_texts = item_texts(context.dataset.catalog.frame)
-        catalog_texts.index = catalog_texts.index.astype(str)
+        catalog_texts = metadata_texts(context.dataset.catalog.frame)
         table = score_answers(
             prompts,
             [r.text for r in results],

@@ -1,0 +1,117 @@
+"""Profile optimizer, demo-sized: exploration, task scoring, pairs, DPO and the re-audit.
+
+Runs ``examples/profile_optimizer.yaml`` (the demo world, 2,000 users; the demo TinyRec,
+trained and cached on first use and not timed here; 200 users x 10 profiles explored; 300
+users profiled in the audit) once per audit seed, each with a fresh generation cache so that
+nothing is reused, and prints the wall time, the exploration and training figures and the
+paired before/after table (after - before, CI resampling users) of downstream NDCG@10,
+recall@10, fidelity and hallucination rate, overall and per group. Target: under 10 minutes a
+run on two cores.
+
+    python benchmarks/bench_profile_optimizer.py --seeds 0 1 2
+
+Measured (2 shared cores, load ~10; see /work/notes/issue17.md for the table):
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import tempfile
+import time
+from pathlib import Path
+
+from audit_sdk.config import load_config
+from audit_sdk.runner import run_audit
+
+ROOT = Path(__file__).resolve().parents[1]
+CONFIG = ROOT / "examples" / "profile_optimizer.yaml"
+
+
+def _details(report: dict) -> dict:
+    for finding in report["findings"]:
+        mitigation = finding.get("mitigation")
+        if mitigation and mitigation["mitigator"] == "profile_optimizer":
+            return dict(mitigation["details"])
+    for finding in report["findings"]:
+        if finding["detector"] == "profile_optimizer":
+            return {"skipped": finding.get("explanation")}
+    return {}
+
+
+def run_once(seed: int, out: Path) -> dict:
+    config = load_config(CONFIG)
+    config = config.model_copy(
+        update={
+            "seed": seed,
+            "profiles": config.profiles.model_copy(update={"cache": str(out / "gen.sqlite")}),
+            "mitigators": [
+                m.model_copy(update={"params": {**m.params, "out_dir": str(out / "tuned")}})
+                for m in config.mitigators
+            ],
+        }
+    )
+    began = time.perf_counter()
+    run_audit(config, config_path=CONFIG, out_dir=out / "report")
+    seconds = time.perf_counter() - began
+    report = json.loads((out / "report" / "report.json").read_text(encoding="utf-8"))
+    return {"seed": seed, "seconds": round(seconds, 1), **_details(report)}
+
+
+def _print(result: dict) -> None:
+    print(f"\nseed {result['seed']}: {result['seconds']} s for the whole audit")
+    if "skipped" in result:
+        print("  skipped:", result["skipped"])
+        return
+    print("  exploration:", json.dumps(result["exploration"]))
+    training = result["training"]
+    print(
+        f"  training: {training['pairs_used']} pairs, {training['steps']} steps, "
+        f"losses {training['losses']}, reward accuracy {training['reward_accuracy']:.3f}, "
+        f"{training['seconds']} s"
+    )
+    table = result["before_after"]["table"]
+    print(
+        f"  {'metric':24} {'attribute':16} {'group':10} {'n':>4} {'before':>8} {'after':>8} "
+        f"{'diff':>8}  CI"
+    )
+    for row in table:
+        print(
+            f"  {row['metric']:24} {row['attribute']:16} {str(row['group'])[:10]:10} "
+            f"{row['n']:4d} {row['before']:8.4f} {row['after']:8.4f} {row['difference']:8.4f}  "
+            f"[{row['low']:.4f}, {row['high']:.4f}]"
+        )
+    for metric, change in result["before_after"]["metrics"].items():
+        for attribute, gap in change["gaps"].items():
+            print(
+                f"  gap {metric} by {attribute}: {gap['gap_before']:.4f} -> {gap['gap_after']:.4f}"
+                f" (change {gap['change']:+.4f} [{gap['low']:.4f}, {gap['high']:.4f}])"
+            )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0])
+    parser.add_argument("--json", type=Path, help="also write the results here")
+    args = parser.parse_args()
+    results = []
+    for seed in args.seeds:
+        with tempfile.TemporaryDirectory() as folder:
+            result = run_once(seed, Path(folder))
+        _print(result)
+        results.append(result)
+    key = "downstream:ndcg@10"
+    print("\nsummary (downstream NDCG@10 after - before, paired by user):")
+    for r in results:
+        if "before_after" in r:
+            m = r["before_after"]["metrics"][key]
+            print(
+                f"  seed {r['seed']}: {m['difference']:+.4f} [{m['low']:.4f}, {m['high']:.4f}] "
+                f"n={m['n']}  ({r['seconds']} s)"
+            )
+    if args.json:
+        args.json.write_text(json.dumps(results, indent=1, default=str), encoding="utf-8")
+
+
+if __name__ == "__main__":
+    main()

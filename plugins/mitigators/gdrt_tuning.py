@@ -24,7 +24,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import numpy as np
 import pandas as pd
@@ -37,7 +37,9 @@ from audit_sdk.interfaces._params import PathParam
 
 __all__ = ["GDRTOutcome", "GDRTParams", "GDRTUnavailable", "run_gdrt"]
 
-from typing import Annotated
+
+Baseline = Literal["sft", "ifairlrs"]
+BASELINES: tuple[Baseline, ...] = ("sft", "ifairlrs")
 
 
 class GDRTUnavailable(ValueError):
@@ -55,13 +57,16 @@ class GDRTParams(PluginParams):
     group_method: Literal["quantile", "kmeans"] = "quantile"
     granularity: Literal["token", "sample"] = "token"
     answer_items: int = Field(1, ge=1, description="items per answer (targets per example)")
-    examples_per_user: int = Field(8, ge=1)
-    epochs: int = Field(3, ge=1, description="passes over the examples (every arm alike)")
+    examples_per_user: int = Field(4, ge=1, description="examples cut from each history")
+    epochs: int = Field(2, ge=1, description="passes over the examples (every arm alike)")
     batch_size: int = Field(32, ge=1)
     learning_rate: float = Field(3e-3, gt=0)
     lora: bool = Field(False, description="tune LoRA adapters (peft) instead of all weights")
     lora_rank: int = Field(8, ge=1)
-    baselines: bool = Field(True, description="also tune plain SFT and IFairLRS, same budget")
+    baselines: list[Baseline] = Field(
+        default_factory=lambda: list(BASELINES),
+        description="baselines tuned on the same budget: plain SFT, IFairLRS reweighting",
+    )
     popularity_groups: int = Field(5, ge=2, description="item-popularity groups of MGU/DGU")
     output_dir: Annotated[str, PathParam()] | None = Field(
         None, description="where the tuned models go (default: the audit-sdk cache)"
@@ -197,9 +202,10 @@ def run_gdrt(
     item_groups, history_counts = history_group_counts(
         train, users, n_groups=params.popularity_groups
     )
-    if params.baselines:
+    if "sft" in params.baselines:
         objectives["sft"] = CrossEntropyObjective()
         groups_by_arm["sft"] = None
+    if "ifairlrs" in params.baselines:
         group_of_token = {
             t: int(item_groups.get(item, params.popularity_groups - 1))
             for t, item in manifest.item_tokens.items()
@@ -256,7 +262,7 @@ def run_gdrt(
         )
         for name, path in {"before": source, **arms}.items()
     }
-    pairs = [("gdrt", "sft"), ("gdrt", "ifairlrs")] if params.baselines else []
+    pairs = [("gdrt", name) for name in ("sft", "ifairlrs") if name in objectives]
     comparison = compare_arms(
         evaluations,
         before="before",

@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import os
 from abc import ABC, abstractmethod
+from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -47,6 +48,7 @@ __all__ = [
     "default_workers",
     "executor_for",
     "run_shard",
+    "run_shard_in_worker",
     "use_executor",
 ]
 
@@ -120,6 +122,13 @@ def run_shard(shard: Shard, resource: WorkerResource | None) -> CallRecord[Any]:
     return call_isolated(call, phase=shard.phase, plugin=shard.plugin, timeout_s=shard.timeout_s)
 
 
+def run_shard_in_worker(
+    shard: Shard, resource: WorkerResource | None
+) -> tuple[int, CallRecord[Any]]:
+    """:func:`run_shard` and the id of the worker process that ran it."""
+    return os.getpid(), run_shard(shard, resource)
+
+
 class Executor(ABC):
     """Runs tasks and shards and returns their records in the order given."""
 
@@ -127,6 +136,15 @@ class Executor(ABC):
     distributed: bool = False
     """whether shards leave this process (then they must pickle)"""
     workers: int = 1
+    shards_run: Counter[tuple[str, int]]
+    """shards finished per (phase, worker process id): where the work went"""
+
+    workers_lost: int
+    """workers that died (their shards were retried)"""
+
+    def __init__(self) -> None:
+        self.shards_run = Counter()
+        self.workers_lost = 0
 
     def run(self, tasks: Sequence[Task]) -> list[CallRecord[Any]]:
         """Every plugin call in turn, in this process, isolated with its time limit; a task
@@ -179,6 +197,7 @@ class LocalExecutor(Executor):
                 plugin=shard.plugin,
                 timeout_s=shard.timeout_s,
             )
+            self.shards_run[shard.phase, os.getpid()] += 1
             if on_result is not None:
                 on_result(index, record)
             records.append(record)

@@ -26,7 +26,13 @@ from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
 from typing import Any
 
-from audit_sdk.execution import Executor, ResultCallback, Shard, WorkerResource, run_shard
+from audit_sdk.execution import (
+    Executor,
+    ResultCallback,
+    Shard,
+    WorkerResource,
+    run_shard_in_worker,
+)
 from audit_sdk.plugin_calls import CallRecord
 
 __all__ = ["ProcessExecutor", "WorkerDiedError"]
@@ -75,6 +81,7 @@ class ProcessExecutor(Executor):
     def __init__(self, *, workers: int, max_retries: int = 2) -> None:
         if workers < 1:
             raise ValueError("execution.workers must be at least 1")
+        super().__init__()
         self.workers = workers
         self.max_retries = max_retries
         self._pool: ProcessPoolExecutor | None = None
@@ -110,7 +117,7 @@ class ProcessExecutor(Executor):
         attempts = [0] * len(shards)
         queue = list(range(len(shards)))
         pool = self._pool or self._fresh_pool()
-        running: dict[Future[CallRecord[Any]], int] = {}
+        running: dict[Future[tuple[int, CallRecord[Any]]], int] = {}
 
         def finish(index: int, record: CallRecord[Any]) -> None:
             records[index] = record
@@ -122,7 +129,7 @@ class ProcessExecutor(Executor):
                 index = queue.pop(0)
                 attempts[index] += 1
                 try:
-                    running[pool.submit(run_shard, shards[index], shipped)] = index
+                    running[pool.submit(run_shard_in_worker, shards[index], shipped)] = index
                 except BrokenProcessPool:
                     queue.insert(0, index)
                     attempts[index] -= 1
@@ -132,7 +139,7 @@ class ProcessExecutor(Executor):
             for future in finished:
                 index = running.pop(future)
                 try:
-                    finish(index, future.result())
+                    pid, record = future.result()
                 except BrokenProcessPool:
                     broken = True
                     if attempts[index] > self.max_retries:
@@ -144,7 +151,11 @@ class ProcessExecutor(Executor):
                         index,
                         CallRecord(shards[index].phase, shards[index].plugin, None, exc, None, 0.0),
                     )
+                else:
+                    self.shards_run[shards[index].phase, pid] += 1
+                    finish(index, record)
             if broken:
+                self.workers_lost += 1
                 logger.warning("a worker process died; retrying its shards on a fresh pool")
                 for future, index in list(running.items()):
                     future.cancel()

@@ -29,7 +29,13 @@ from collections.abc import Sequence
 from typing import Any
 
 from audit_sdk.errors import ConfigError
-from audit_sdk.execution import Executor, ResultCallback, Shard, WorkerResource, run_shard
+from audit_sdk.execution import (
+    Executor,
+    ResultCallback,
+    Shard,
+    WorkerResource,
+    run_shard_in_worker,
+)
 from audit_sdk.execution_process import died_record
 from audit_sdk.plugin_calls import CallRecord
 
@@ -52,13 +58,13 @@ _CONNECT_TIMEOUT_S = 5.0
 class _ShardWorker:
     """One actor: runs shards and keeps the resources it loaded (``execution._RESOURCES``)."""
 
-    def run(self, shard: Shard, key: str | None, boxed: list[Any]) -> CallRecord[Any]:
+    def run(self, shard: Shard, key: str | None, boxed: list[Any]) -> tuple[int, CallRecord[Any]]:
         from audit_sdk import execution
 
         resource = None
         if key is not None:
             resource = _Loaded(key) if key in execution._RESOURCES else ray.get(boxed[0])
-        return run_shard(shard, resource)
+        return run_shard_in_worker(shard, resource)
 
     def pid(self) -> int:
         return os.getpid()
@@ -109,15 +115,16 @@ class RayExecutor(Executor):
     ) -> None:
         if workers < 1:
             raise ConfigError("execution.workers must be at least 1")
+        super().__init__()
         self.workers = workers
         self.address = address
         self.worker_cpus = worker_cpus
         self.worker_gpus = worker_gpus
         self.max_retries = max_retries
         self._owns_cluster = False
+        if address is not None:
+            check_address(address)
         if not ray.is_initialized():
-            if address is not None:
-                check_address(address)
             try:
                 ray.init(
                     address=address,
@@ -212,9 +219,12 @@ class RayExecutor(Executor):
                 index, actor = flying.pop(ref)
                 load[id(actor)] -= 1
                 try:
-                    finish(index, ray.get(ref))
+                    pid, record = ray.get(ref)
                 except ray.exceptions.RayError as exc:
                     self._lost(actor, index, shards[index], attempts, queue, finish, exc, flying)
+                else:
+                    self.shards_run[shards[index].phase, pid] += 1
+                    finish(index, record)
         return [r for r in records if r is not None]
 
     def _lost(
@@ -230,6 +240,7 @@ class RayExecutor(Executor):
     ) -> None:
         """A shard came back with a system error: its actor died (or could not be reached)."""
         if actor in self._actors:
+            self.workers_lost += 1
             logger.warning("a Ray worker died (%s); retrying its shards", type(exc).__name__)
             self._replace(actor)
         if attempts[index] > self.max_retries:

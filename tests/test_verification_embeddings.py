@@ -39,9 +39,9 @@ def _catalog(seed: int) -> pd.DataFrame:
     return generate_world(SyntheticWorldParams(n_users=30, n_artists=120, seed=seed)).catalog.frame
 
 
-def _table(catalog: pd.DataFrame, models: dict, seed: int) -> pd.DataFrame:
+def _table(catalog: pd.DataFrame, models: dict, seed: int, sizes: dict = SMALL) -> pd.DataFrame:
     attrs = catalog_attributes(catalog)
-    suite = suite_from_catalog(attrs, rng=np.random.default_rng(seed), **SMALL)
+    suite = suite_from_catalog(attrs, rng=np.random.default_rng(seed), **sizes)
     texts = item_texts(catalog)
     results = [
         score_embedding(suite, m.embed, texts, attrs, model=name, seed=seed, n_resamples=300)
@@ -78,6 +78,7 @@ def test_oracle_ranks_above_minilm_above_random() -> None:
         _catalog(0),
         {"oracle": OracleEmbedding(), "minilm": EmbeddingAdapter(), "random": RandomEmbedding()},
         0,
+        {"max_per_group": 5, "max_analogies": 10, "max_themes": 6, "pool_size": 20},
     )
     assert table.at["oracle", "overall_ci_low"] > table.at["minilm", "overall_ci_high"]
     assert table.at["minilm", "overall_ci_low"] > table.at["random", "overall_ci_high"]

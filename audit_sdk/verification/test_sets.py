@@ -11,7 +11,8 @@ clustering (eq. 3) and theme retrieval with constraint adherence (eq. 4). From t
   x country where the catalog has no eras), each cell the items it holds;
 * **subgenres**: genre hierarchies read off the tags (``alternative rock`` and ``hard rock``
   under ``rock``, ``k-pop`` under ``pop``: a genre whose last word is another genre); where
-  the tags give none, the primary genres as one flat set of clusters;
+  the tags give none, the primary genres as one flat set of clusters (the ``top_values``
+  largest parents, each with its ``top_values`` largest subgenres);
 * **themes**: "{genre} music from the {era}", "{genre} music from {country}", "music from
   the {era}, no {genre}", each with its constraints and the items that satisfy them.
 
@@ -207,10 +208,13 @@ def suite_from_catalog(
             if (attrs["genre"] == g).sum() >= min_per_group
         }
         tree = {"all genres": flat} if len(flat) >= 2 else {}
-    subgenres = {
-        parent: {s: _sample(ids, max_per_group, rng) for s, ids in sorted(subs.items())}
-        for parent, subs in sorted(tree.items())
-    }
+    # the largest parents, each with its largest subgenres
+    sizes = {p: sum(map(len, subs.values())) for p, subs in tree.items()}
+    parents = sorted(sorted(tree, key=lambda p: -sizes[p])[:top_values])
+    subgenres = {}
+    for parent in parents:
+        largest = sorted(tree[parent].items(), key=lambda kv: (-len(kv[1]), kv[0]))[:top_values]
+        subgenres[parent] = {s: _sample(ids, max_per_group, rng) for s, ids in sorted(largest)}
     if not subgenres:
         skipped["subgenre"] = f"no two genres have {min_per_group} items each"
 

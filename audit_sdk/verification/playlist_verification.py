@@ -24,6 +24,7 @@ A user prompt file (YAML or JSON) is a list of ``{text, constraints}``::
 
 from __future__ import annotations
 
+import itertools
 import json
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -95,25 +96,28 @@ def prompt_suite(
     genres = attrs["genre"].value_counts().index[:top_values].astype(str).tolist()
     eras = attrs["era"].value_counts().index[:top_values].astype(str).tolist()
     countries = attrs["country"].value_counts().index[:top_values].astype(str).tolist()
-    written: list[tuple[str, list[str]]] = []
-    written += [(f"{g} music", [f"genre={g}"]) for g in genres]
-    written += [(f"music from the {e}", [f"era={e}"]) for e in eras]
-    written += [(f"music from {c}", [f"country={c}"]) for c in countries]
-    written += [
-        (f"{g} music from the {e}", [f"genre={g}", f"era={e}"]) for g in genres for e in eras[:2]
-    ]
-    written += [
-        (f"{g} music from {c}", [f"genre={g}", f"country={c}"])
-        for g in genres
-        for c in countries[:2]
-    ]
-    if len(genres) >= 2:
-        written += [
+    kinds: list[list[tuple[str, list[str]]]] = [
+        [(f"{g} music", [f"genre={g}"]) for g in genres],
+        [(f"music from the {e}", [f"era={e}"]) for e in eras],
+        [(f"music from {c}", [f"country={c}"]) for c in countries],
+        [(f"{g} music from the {e}", [f"genre={g}", f"era={e}"]) for g in genres for e in eras[:2]],
+        [
+            (f"{g} music from {c}", [f"genre={g}", f"country={c}"])
+            for g in genres
+            for c in countries[:2]
+        ],
+        [
             (f"music from the {e}, no {genres[0]}", [f"era={e}", f"genre!={genres[0]}"])
             for e in eras[:2]
-        ]
+            if len(genres) >= 2
+        ],
+    ]
     prompts = []
-    for request, constraints in written:
+    # round-robin over the kinds, so that max_prompts keeps some of each
+    for entry in itertools.chain.from_iterable(itertools.zip_longest(*kinds)):
+        if entry is None:
+            continue
+        request, constraints = entry
         parsed = tuple(
             parse_constraint(c, where=f"catalog prompt {request!r}") for c in constraints
         )

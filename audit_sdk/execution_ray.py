@@ -129,7 +129,6 @@ class RayExecutor(Executor):
                 ray.init(
                     address=address,
                     num_cpus=None if address else max(1, round(workers * worker_cpus)),
-                    num_gpus=None if address else (round(workers * worker_gpus) or None),
                     include_dashboard=False,
                     logging_level=logging.WARNING,
                     log_to_driver=False,

@@ -17,7 +17,7 @@ from audit_sdk.report_model import Report
 
 def small_audit(tmp: Path, name: str, execution: dict[str, Any], **sections: Any) -> AuditConfig:
     """A synthetic world of 60 users: subject and baseline, profiles by the template writer
-    (batches of 6: ten shards of users), the default detectors with a small bootstrap."""
+    (two windows, batches of 6 prompts: about 20 shards of users), the default detectors with a small bootstrap."""
     data: dict[str, Any] = {
         "title": "execution backends",
         "seed": 5,
@@ -25,6 +25,7 @@ def small_audit(tmp: Path, name: str, execution: dict[str, Any], **sections: Any
         "subject": {"adapter": "popularity"},
         "baselines": ["popularity"],
         "profiles": {"enabled": True, "batch_size": 6, "cache": str(tmp / f"{name}.sqlite")},
+        "sampling": {"windows": [90, 365]},
         "stats": {"bootstrap_resamples": 100},
         "execution": execution,
         "outputs": {"dir": str(tmp / name), "formats": ["json"]},

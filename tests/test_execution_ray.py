@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from audit_sdk.errors import ConfigError
 from audit_sdk.execution import current_executor, use_executor
 from audit_sdk.generation_cache import GenerationCache
 from audit_sdk.plugin_host import PluginHost, PluginSettings
@@ -122,3 +123,8 @@ def test_a_worker_killed_mid_shard_costs_only_a_retry(cluster: None, tmp_path: P
     assert runner.executor.workers_lost == 1  # one died and was replaced
     with GenerationCache(tmp_path / "killed.sqlite") as cache:
         assert len(cache) == expected["prompt_sha256"].nunique()  # every prompt stored once
+
+
+def test_workers_the_cluster_cannot_hold_are_refused_before_any_work(cluster: None) -> None:
+    with pytest.raises(ConfigError, match="has 2 CPUs and 0 GPUs; one worker needs"):
+        RayExecutor(workers=1, worker_gpus=1)

@@ -40,7 +40,12 @@ DEMO_CONFIG: dict[str, object] = {
             "causal_effects",
             "generalist_gap",
         )
-    ],
+    ]
+    # sampling expansion (issue 13): the effect detector pairs each user's profiles before and
+    # after the mitigation (fidelity and genre divergence; the demo runs no bi-encoder)
+    + [{"name": "sampling_expansion_effect", "params": {"downstream": False}}],
+    # generalists' (GS below the median) 365-day profiles re-written from up to 45 pairs
+    "mitigators": [{"name": "sampling_expansion", "params": {"windows": ["365d"]}}],
 }
 
 

@@ -55,6 +55,7 @@ __all__ = [
     "BudgetPlan",
     "ExpandedSampler",
     "ExpansionPolicy",
+    "Selector",
     "diverse_sample",
     "expanded_budget",
     "plan_budgets",

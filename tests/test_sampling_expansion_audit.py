@@ -128,7 +128,7 @@ def test_diagnosis_tells_sampling_from_summarising_limits(tmp_path: Path) -> Non
         assert finding.ci_low is not None and finding.ci_high is not None
         verdicts[label] = finding
     assert verdicts["faithful"].details["verdict"] == "sampling limit"
-    assert verdicts["faithful"].ci_low > 0
+    assert (verdicts["faithful"].ci_low or 0.0) > 0
     assert verdicts["limited"].details["verdict"] == "summarising limit"
     assert "summarising limit" in verdicts["limited"].explanation
     assert verdicts["limited"].details["n_after"] == 30

@@ -21,6 +21,7 @@ from audit_sdk.profile_pipeline import TwoStepSampler
 from audit_sdk.profile_sampling_policies import (
     ExpandedSampler,
     ExpansionPolicy,
+    Selector,
     _allocate,
     diverse_sample,
     expanded_budget,
@@ -137,7 +138,7 @@ def test_diverse_selection_spreads_over_genres_and_artists() -> None:
 
 
 @pytest.mark.parametrize("selector", ["two_step", "diverse"])
-def test_sampler_keeps_untouched_users_and_windows_byte_for_byte(selector: str) -> None:
+def test_sampler_keeps_untouched_users_and_windows_byte_for_byte(selector: Selector) -> None:
     world = _world()
     settings = SamplingConfig(windows=[90, 365])
     users = sorted(world.users.frame.index)

@@ -60,6 +60,7 @@ REFERENCE = (
     "divergence (Lin 1991, Eq. 4.1)"
 )
 FIDELITY = ("artist_recall", "genre_recall", "hallucination_rate")
+LOWER_IS_BETTER = ("hallucination_rate", "genre_divergence")
 KEYS = ["user_id", "window", "model"]
 
 
@@ -68,6 +69,11 @@ class SamplingExpansionEffectParams(PluginParams):
         True, description="measure the bi-encoder downstream NDCG (needs its encoder)"
     )
     utility: DownstreamUtilityParams = Field(default_factory=DownstreamUtilityParams)
+    quality: str | None = Field(
+        None,
+        description="the quality of the generalist gap and the diagnosis (default: "
+        "downstream_ndcg@10, or genre_divergence without the downstream measure)",
+    )
     bins: int = Field(5, ge=2, le=20, description="GS quantile bins (5: quintiles)")
     n_resamples: int | None = Field(None, ge=100)
 
@@ -100,7 +106,7 @@ class SamplingExpansionEffect(Detector):
         MetricSpec("expansion:hallucination_rate:change", "lower_is_better"),
         MetricSpec("expansion:genre_divergence:change", "lower_is_better"),
         MetricSpec("expansion:prompt_chars:added", "none", 0.0, None, "per changed profile"),
-        MetricSpec("expansion:diagnosis:*", "higher_is_better", description="after - before"),
+        MetricSpec("expansion:diagnosis:*", "none", description="generalists: after - before"),
         MetricSpec("expansion:*:change", "higher_is_better", description="after - before"),
     )
 
@@ -121,14 +127,24 @@ class SamplingExpansionEffect(Detector):
             activity.set_axis(activity.index.astype(str)).reindex(paired["user_id"]).to_numpy()
         )
         paired = paired[np.isfinite(paired["gs"].to_numpy(dtype=float))]
-        quality = "downstream_ndcg@10" if params.downstream else "genre_recall"
+        quality = params.quality or (
+            "downstream_ndcg@10" if params.downstream else "genre_divergence"
+        )
+        allowed = [*FIDELITY, "genre_divergence"] + ["downstream_ndcg@10"] * params.downstream
+        if quality not in allowed:
+            return [
+                self._skipped(
+                    f"expansion:gs_gap:{quality}:quintile_gap_change",
+                    f"params.quality {quality!r} is not measured here; choose one of "
+                    f"{', '.join(allowed)}",
+                )
+            ]
         findings: list[Finding] = []
         models = sorted(paired["model"].astype(str).unique())
         for model in models:
             own = paired[paired["model"] == model].reset_index(drop=True)
             tag = model if len(models) > 1 else None
-            metrics = [*FIDELITY, "genre_divergence"] + (["downstream_ndcg@10"] * params.downstream)
-            for metric in metrics:
+            for metric in allowed:
                 findings += self._change(context, params, own, metric, tag, quality)
             findings.append(self._cost(context, own, tag))
             if info.details.get("mode") == "diagnosis":
@@ -304,7 +320,7 @@ class SamplingExpansionEffect(Detector):
                         f"{b_i.estimate:.3g} [{b_i.low:.3g}, {b_i.high:.3g}] before, "
                         f"{a_i.estimate:.3g} [{a_i.low:.3g}, {a_i.high:.3g}] after; paired "
                         f"change {c_i.estimate:.3g} [{c_i.low:.3g}, {c_i.high:.3g}] "
-                        f"({'narrower' if c_i.estimate < 0 else 'wider or unchanged'})",
+                        f"({'narrower' if abs(a_i.estimate) < abs(b_i.estimate) else 'not narrower'})",
                         details={
                             **common,
                             "before": [b_i.estimate, b_i.low, b_i.high],
@@ -385,7 +401,9 @@ class SamplingExpansionEffect(Detector):
             n_resamples=context.bootstrap.n_resamples,
             rng=context.rng(f"{self.name}:diagnosis:{tag}"),
         )
-        verdict = "sampling limit" if interval.low > 0 else "summarising limit"
+        better_up = quality not in LOWER_IS_BETTER
+        improved = interval.low > 0 if better_up else interval.high < 0
+        verdict = "sampling limit" if improved else "summarising limit"
         why = (
             "their profiles improved with more items: the fixed sample held them back"
             if verdict == "sampling limit"

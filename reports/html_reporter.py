@@ -31,6 +31,7 @@ from markupsafe import Markup
 from audit_sdk.interfaces import Reporter
 from audit_sdk.report_model import Finding, GroupEstimate, Report
 
+from .attribution_section import attribution_sections
 from .svg_charts import (
     bar_chart_svg,
     forest_plot_svg,
@@ -399,6 +400,7 @@ def render_html(report: Report) -> str:
         duration=_duration(report),
         config_text=_pretty_config(config),
         # the personalization detector's tau table (plugins/detectors/_personalization_summary.py)
+        faa_sections=attribution_sections(report),  # the attribution detector's section
         tau_tables=[
             {**f.details["tau_table"], "subject": f.subject}
             for f in report.findings

@@ -84,3 +84,21 @@ def test_an_adapter_without_scoring_is_skipped_with_the_reason() -> None:
     context = make_context(n_users=60)  # item_knn: recommend only
     reason = missing_requirement(AttributionDetector(), context)
     assert reason is not None and "'score'" in reason
+
+
+def test_the_html_report_has_the_attribution_section(context) -> None:
+    from audit_sdk.reports.html_reporter import render_html
+
+    from .report_factories import make_report
+
+    detector = AttributionDetector(AttributionParams(max_users=12, max_history=3))
+    findings = detector.detect(context)
+    share = next(f for f in findings if f.metric == SHARE)
+    # A title with markup must come out escaped, never as a tag.
+    spans = share.details["extreme_prompts"][0]["spans"]
+    spans[1] = {**spans[1], "text": "<script>alert(1)</script>\n"}
+    page = render_html(make_report(findings))
+    assert "Feature-ablation attribution" in page
+    assert "Attribution per prompt field" in page and "Attribution by history position" in page
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in page and "<script>" not in page
+    assert page.count('class="faa-prompt"') == 5

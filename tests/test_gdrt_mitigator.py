@@ -117,6 +117,8 @@ def test_gdrt_tunes_a_new_model_that_the_pipeline_audits_again(
     ("subject", "params", "reason"),
     [
         ("tinyrec", {"groups": 1}, "at least two groups"),
+        # one-token answers scored without the history take one value per item: ties
+        ("tinyrec", {"groups": 100}, "have no examples"),
         ("item_knn", {}, "offers no scoring and training"),
     ],
 )
@@ -132,3 +134,24 @@ def test_unrunnable_configurations_give_an_error_finding_and_the_audit_completes
     assert reason in gdrt[0].explanation
     untouched = [f for f in result.report.findings if f.detector == "baseline_comparison"]
     assert untouched and all(f.status != "error" for f in untouched)
+
+
+def test_mitigate_gdrt_command_tunes_a_model_directory(tmp_path: Path, model_dir: Path) -> None:
+    from typer.testing import CliRunner
+
+    from audit_sdk.cli import app
+
+    config = tmp_path / "audit.yaml"
+    config.write_text("dataset:\n  loader: context_bias\n  params: " + json.dumps(WORLD) + "\n")
+    runner = CliRunner()
+    args = ["mitigate-gdrt", "--model-dir", str(model_dir), "--config", str(config)]
+    params = json.dumps({**FAST, "groups": 2, "baselines": ["sft"]})
+    done = runner.invoke(
+        app, [*args, "--params", params, "--out", str(tmp_path / "tuned")], env={"COLUMNS": "250"}
+    )
+    assert done.exit_code == 0, done.output
+    assert "groups: 0: n=" in done.output and "gdrt - sft" in done.output
+    assert "Saved the GDRT model to" in done.output
+    bad = runner.invoke(app, [*args, "--params", json.dumps({"groups": 1})])
+    assert bad.exit_code == 2, bad.output
+    assert "at least two groups" in bad.output and "Traceback" not in bad.output

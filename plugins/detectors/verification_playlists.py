@@ -17,6 +17,7 @@ embeds with ``params.embedding_role``, else the packaged WordLlama.
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 from typing import Annotated, Any, ClassVar
 
@@ -31,7 +32,7 @@ from audit_sdk.errors import AuditSDKError
 from audit_sdk.interfaces import AuditContext
 from audit_sdk.interfaces._params import PathParam
 from audit_sdk.interfaces.adapter import GenerationParams, GeneratorAdapter
-from audit_sdk.stats.bootstrap import mean_ci
+from audit_sdk.stats.bootstrap import Interval, mean_ci
 from audit_sdk.thresholds import evaluate_threshold
 from audit_sdk.verification.catalog_attributes import catalog_attributes
 from audit_sdk.verification.playlist_answers import CatalogMatcher
@@ -213,9 +214,16 @@ class PlaylistVerificationDetector(Detector):
         confidence, n_resamples = context.bootstrap.confidence, context.bootstrap.n_resamples
         rng = context.rng(f"{self.name}:{metric}:{group_by}")
         rows = []
+        floor = -1.0 if metric == "theme_consistency" else 0.0
         for group, part in values.groupby(group_by):
-            interval = mean_ci(
-                part[metric].to_numpy(), confidence=confidence, n_resamples=n_resamples, rng=rng
+            interval = _clipped(
+                mean_ci(
+                    part[metric].to_numpy(),
+                    confidence=confidence,
+                    n_resamples=n_resamples,
+                    rng=rng,
+                ),
+                floor,
             )
             rows.append(
                 GroupEstimate(
@@ -231,8 +239,11 @@ class PlaylistVerificationDetector(Detector):
                     ),
                 )
             )
-        overall = mean_ci(
-            values[metric].to_numpy(), confidence=confidence, n_resamples=n_resamples, rng=rng
+        overall = _clipped(
+            mean_ci(
+                values[metric].to_numpy(), confidence=confidence, n_resamples=n_resamples, rng=rng
+            ),
+            floor,
         )
         threshold = self.threshold_for(name)
         return Finding(
@@ -263,6 +274,13 @@ class PlaylistVerificationDetector(Detector):
 
     def _skipped(self, metric: str, reason: str) -> Finding:
         return Finding(detector=self.name, metric=metric, status="skipped", explanation=reason)
+
+
+def _clipped(interval: Interval, floor: float) -> Interval:
+    """The interval within the metric's range [floor, 1] (BCa's float error can step out)."""
+    low = min(max(interval.low, floor), interval.estimate)
+    high = max(min(interval.high, 1.0), interval.estimate)
+    return replace(interval, low=low, high=high)
 
 
 @hookimpl

@@ -185,3 +185,29 @@ def test_detector_compares_configured_models_and_skips_a_bad_user_set(tmp_path: 
     assert overall.details["table"]["columns"][0] == "model"
     assert findings["verification:user:era"].status == "skipped"
     assert "Nobody At All" in findings["verification:user:era"].explanation
+
+
+def test_html_report_renders_the_models_x_tests_table() -> None:
+    from audit_sdk.reports.html_reporter import render_html
+
+    from tests.report_factories import finding, make_report
+
+    table = {
+        "columns": ["model", "era", "overall"],
+        "rows": [["minilm", "0.031 [0.025, 0.038]", "0.233 [0.193, 0.277]"]],
+    }
+    report = make_report(
+        [
+            finding(
+                "verification_embeddings",
+                "verification:overall",
+                estimate=0.233,
+                ci=(0.193, 0.277),
+                status="pass",
+                details={"table": table, "suite": "catalog"},
+            )
+        ]
+    )
+    html = render_html(report)
+    assert "<th>era</th>" in html and ">0.031 [0.025, 0.038]</td>" in html
+    assert '"table"' not in html  # not repeated in the Details JSON

@@ -155,3 +155,36 @@ def test_mitigate_gdrt_command_tunes_a_model_directory(tmp_path: Path, model_dir
     bad = runner.invoke(app, [*args, "--params", json.dumps({"groups": 1})])
     assert bad.exit_code == 2, bad.output
     assert "at least two groups" in bad.output and "Traceback" not in bad.output
+
+
+def test_lora_tuning_changes_only_the_adapted_weights_and_saves_a_plain_model(
+    tmp_path: Path, model_dir: Path
+) -> None:
+    pytest.importorskip("peft")
+    import torch
+    from audit_sdk.adapters.tinyrec import CrossEntropyObjective
+    from audit_sdk.adapters.tinyrec.fine_tuning import LoraSettings, fine_tune, load_causal_lm
+    from audit_sdk.adapters.tinyrec.gdrt_data import build_examples, item_token_histories
+
+    world = generate_context_bias_world(ContextBiasWorldParams(**WORLD))
+    base, tokenizer, manifest = load_causal_lm(model_dir)
+    prefix, histories = item_token_histories(world.interactions, manifest, tokenizer)
+    examples = build_examples(histories, prefix, per_user=2)
+    result = fine_tune(
+        model_dir,
+        examples,
+        None,
+        CrossEntropyObjective(),
+        out_dir=tmp_path / "lora",
+        epochs=1,
+        learning_rate=1e-2,
+        lora=LoraSettings(r=2, alpha=4, target_modules=("c_attn",)),
+    )
+    tuned, _, tuned_manifest = load_causal_lm(result.model_dir)
+    assert type(tuned) is type(base) and result.steps >= 1
+    before, after = base.state_dict(), tuned.state_dict()
+    assert set(before) == set(after)  # merged: no LoRA parameters left
+    changed = {name for name in before if not torch.equal(before[name], after[name])}
+    assert changed and all("c_attn" in name for name in changed)
+    assert tuned_manifest is not None
+    assert tuned_manifest.training["fine_tuning"][-1]["lora"] == {"r": 2, "alpha": 4}

@@ -12,10 +12,12 @@ any other model directory.
 
 from __future__ import annotations
 
+import contextlib
 import shutil
 import tempfile
 import time
-from collections.abc import Sequence
+import warnings
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -84,7 +86,10 @@ def _with_lora(model: Any, lora: LoraSettings) -> Any:
         raise AdapterError(
             "LoRA tuning needs peft: pip install 'audit-sdk[tune]' (or pip install peft)"
         ) from None
+    # GPT-2 keeps its projections in transformers' Conv1D (weights stored transposed)
+    conv1d = getattr(model.config, "model_type", "") == "gpt2"
     config = LoraConfig(
+        fan_in_fan_out=conv1d,
         r=lora.r,
         lora_alpha=lora.alpha,
         lora_dropout=lora.dropout,
@@ -92,7 +97,17 @@ def _with_lora(model: Any, lora: LoraSettings) -> Any:
         bias="none",
         task_type="CAUSAL_LM",
     )
-    return get_peft_model(model, config)
+    with _quiet_peft():
+        return get_peft_model(model, config)
+
+
+@contextlib.contextmanager
+def _quiet_peft() -> Iterator[None]:
+    """peft asks transformers a deprecated question (``is_gradient_checkpointing``); the
+    FutureWarning says nothing about this run."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=".*is_gradient_checkpointing.*")
+        yield
 
 
 def fine_tune(
@@ -145,7 +160,8 @@ def fine_tune(
             n_epochs=epochs,
         )
         if lora is not None:
-            model = trained.merge_and_unload()
+            with _quiet_peft():
+                model = trained.merge_and_unload()
     info = {
         "label": label,
         "base_model": str(source),

@@ -67,6 +67,7 @@ def _audit(tmp_path: Path, subject: dict[str, Any], params: dict[str, Any]) -> A
     return AuditRunner(parse_config(config), host=host, quiet=True, out_dir=tmp_path).run()
 
 
+@pytest.mark.slow
 def test_gdrt_tunes_a_new_model_that_the_pipeline_audits_again(
     tmp_path: Path, model_dir: Path
 ) -> None:

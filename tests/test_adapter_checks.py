@@ -30,6 +30,7 @@ BUILTIN_ADAPTERS = {
     "huggingface",
     "onnx",
     "tinyrec",
+    "embedding",
 }
 
 
@@ -114,6 +115,12 @@ def test_openai_http_against_a_local_server() -> None:
         finally:
             adapter.close()  # an open client's sockets warn when collected, in a later test
     assert checked.checked == ["generate"]
+
+
+@pytest.mark.parametrize("backend", ["wordllama"])  # MiniLM: tests/test_verification_embeddings
+def test_embedding(backend: str) -> None:
+    checked = check_adapter(_adapter("embedding", backend=backend))
+    assert checked.checked == ["embed"]
 
 
 @pytest.fixture(scope="module")

@@ -41,6 +41,9 @@ DEMO_CONFIG: dict[str, object] = {
             "generalist_gap",
         )
     ]
+    # feature-ablation attribution of the recommendation prompt (issue 11): 48 users' prompts
+    # of 8 history items, each span removed in turn (~2 s per subject on one core)
+    + [{"name": "attribution", "params": {"max_users": 48, "max_history": 8}}]
     # sampling expansion (issue 13): the effect detector pairs each user's profiles before and
     # after the mitigation (fidelity and genre divergence; the demo runs no bi-encoder)
     + [{"name": "sampling_expansion_effect", "params": {"downstream": False}}],

@@ -11,7 +11,9 @@ the recommender's own affinity of each group member for the query item orders th
   consumed the query item. So a *fresh* instance (same class, same params; the audit's own
   instance is left alone) is fit on the interactions without the members' (user, query item)
   rows, asked for each member's ranking of the whole catalog, and the query item's position
-  ranks the members (earlier = likes it more; not in the list = tied last). The refit sees
+  as a share of that user's list ranks the members (earlier = likes it more; not in the list
+  = tied last; a share, since a heavy listener has fewer unseen items and so smaller raw
+  positions even under a random recommender). The refit sees
   the rest of each user's log, later listening included: an optimistic reference.
 * Any other adapter cannot be ranked: its run says why (``unrankable``) and the report
   shows that instead of a tau.
@@ -148,6 +150,11 @@ def _positions(
         ranked = fresh.recommend(users, k=n_items)
     finally:
         fresh.close()
-    position = ranked.set_index(["user_id", "item_id"])["rank"]
+    # The position as a share of the user's own list: a user who has heard more has fewer
+    # unseen items, so raw positions would rank heavy listeners first even for a random
+    # recommender. Not in the list: last (1).
+    listed = ranked.groupby("user_id", sort=False)["rank"].transform("max")
+    share = ((ranked["rank"] - 1) / listed.clip(lower=1)).to_numpy(dtype=float)
+    position = pd.Series(share, index=pd.MultiIndex.from_frame(ranked[["user_id", "item_id"]]))
     found = position.reindex(pd.MultiIndex.from_frame(members[["user_id", "item_id"]]))
-    return -found.fillna(n_items + 1).to_numpy(dtype=float)
+    return -found.fillna(1.0).to_numpy(dtype=float)

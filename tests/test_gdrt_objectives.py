@@ -3,6 +3,8 @@ the two Group DRO update rules, IFairLRS weights, and MGU/DGU with user-resample
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -34,7 +36,7 @@ from audit_sdk.metrics.popularity_groups import (  # noqa: E402
 )
 
 
-def _tiny_model(seed: int = 0) -> object:
+def _tiny_model(seed: int = 0) -> Any:
     torch.manual_seed(seed)
     config = transformers.GPT2Config(vocab_size=40, n_embd=16, n_layer=1, n_head=2, n_positions=64)
     return transformers.GPT2LMHeadModel(config).eval()
@@ -206,7 +208,7 @@ def test_unrunnable_groupings_say_why(
     scores: list[np.ndarray], k: int, method: str, message: str
 ) -> None:
     with pytest.raises(ValueError, match=message):
-        assign_groups(scores, k=k, method=method)  # type: ignore[arg-type]
+        assign_groups(scores, k=k, method=method)
 
 
 def test_mgu_dgu_match_hand_computation_and_vanish_for_mirrored_lists() -> None:

@@ -9,6 +9,7 @@ import os
 from collections.abc import Iterator
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from audit_sdk.errors import ConfigError
@@ -23,6 +24,7 @@ from .causal_worlds import confounded_world
 from .execution_helpers import FragileWriter, findings_of, small_audit
 
 ray = pytest.importorskip("ray")
+from audit_sdk.execution_attribution import attribute_sharded  # noqa: E402
 from audit_sdk.execution_ray import RayExecutor  # noqa: E402
 from audit_sdk.stats.aipw import estimate_ates  # noqa: E402
 
@@ -128,3 +130,34 @@ def test_a_worker_killed_mid_shard_costs_only_a_retry(cluster: None, tmp_path: P
 def test_workers_the_cluster_cannot_hold_are_refused_before_any_work(cluster: None) -> None:
     with pytest.raises(ConfigError, match="has 2 CPUs and 0 GPUs; one worker needs"):
         RayExecutor(workers=1, worker_gpus=1)
+
+
+def test_faa_shards_on_the_workers_equal_the_local_shards(cluster: None) -> None:
+    """Attribution by user shards: on 2 workers (the model loaded once on each) the same
+    attributions, to the bit, as the same shards run locally; and the shards' join matches
+    one unsharded call to the engine's batching tolerance."""
+    from audit_sdk.attribution import attribute
+
+    from .attribution_fixtures import history_prompts, tiny_adapter
+
+    prompts, targets = history_prompts(6)
+    model = tiny_adapter()
+    settings = PluginSettings.resolve(allow=None, block=[], autoload=True, strict=False)
+    try:
+        local = attribute_sharded(model, prompts, targets, shard_size=3, settings=settings)
+        whole = attribute(model, prompts, targets)
+        executor = RayExecutor(workers=2)
+        try:
+            with use_executor(executor):
+                spread = attribute_sharded(model, prompts, targets, shard_size=3, settings=settings)
+            used = {pid for (phase, pid) in executor.shards_run if phase == "attribute"}
+        finally:
+            executor.close()
+    finally:
+        model.close()
+    assert len(used) == 2 and os.getpid() not in used
+    assert [p.prompt.prompt_id for p in spread.prompts] == [p.prompt_id for p in prompts]
+    for a, b, c in zip(spread.prompts, local.prompts, whole.prompts, strict=True):
+        np.testing.assert_array_equal(a.token_attributions, b.token_attributions)
+        np.testing.assert_allclose(a.token_attributions, c.token_attributions, atol=1e-5)
+    assert (spread.engine, spread.baseline) == (whole.engine, whole.baseline)

@@ -32,11 +32,11 @@ from audit_sdk.attribution import (
     AttributionResult,
     AttributionSummary,
     SpannedPrompt,
-    attribute,
     spanned_recommendation_prompt,
     summarize_attribution,
 )
 from audit_sdk.errors import AdapterError, MissingCapabilityError
+from audit_sdk.execution_attribution import attribute_subject
 from audit_sdk.hookspecs import hookimpl
 from audit_sdk.interfaces import AuditContext, Detector, PluginParams
 from audit_sdk.interfaces.requirements import AdapterCapability, MetricSpec, Requirement
@@ -161,8 +161,8 @@ class AttributionDetector(Detector[AttributionParams]):
                 )
             ]
         try:
-            result = attribute(
-                adapter,
+            result = attribute_subject(  # shards of users over the audit's executor
+                context,
                 prompts,
                 targets,
                 baseline=params.baseline,

@@ -36,6 +36,7 @@ __all__ = [
     "assign_groups",
     "build_examples",
     "example_batches",
+    "item_token_histories",
     "relevance_scores",
     "span_log_probs",
 ]
@@ -114,20 +115,22 @@ def span_log_probs(
     spans removed from the context (one forward pass per batch, no gradients)."""
     import torch
 
+    from .objectives import target_logits
+    from .settings import DEFAULT_TRAINING_THREADS
+    from .training_loop import deterministic_training
+
     sequences = [e.sequence(drop_history=drop_history, drop_task=drop_task) for e in examples]
     out: list[np.ndarray] = []
-    with torch.no_grad():
+    # the output layer runs at the answer positions only, on TinyRec's fixed thread count
+    with torch.no_grad(), deterministic_training(seed=0, threads=DEFAULT_TRAINING_THREADS):
         for start in range(0, len(sequences), batch_size):
             chunk = sequences[start : start + batch_size]
             ids, mask, labels = pad_batch(chunk, pad_id=pad_id)
-            logits = model(
-                input_ids=torch.from_numpy(ids), attention_mask=torch.from_numpy(mask)
-            ).logits.float()
-            target = torch.from_numpy(labels)
-            selected = target != IGNORE_INDEX
-            log_probs = torch.log_softmax(logits[selected], dim=-1)
-            picked = log_probs.gather(1, target[selected][:, None])[:, 0].numpy()
-            counts = selected.sum(dim=1).numpy()
+            batch = TrainingBatch(ids, mask, labels, ("",) * len(chunk), "recommendation")
+            logits, targets, rows = target_logits(model, batch)
+            log_probs = torch.log_softmax(logits.float(), dim=-1)
+            picked = log_probs.gather(1, targets[:, None])[:, 0].numpy()
+            counts = np.bincount(rows.numpy(), minlength=len(chunk))
             offsets = np.concatenate([[0], np.cumsum(counts)])
             out.extend(picked[offsets[i] : offsets[i + 1]] for i in range(len(chunk)))
     return out

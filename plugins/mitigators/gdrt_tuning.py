@@ -48,7 +48,9 @@ class GDRTUnavailable(ValueError):
 
 class GDRTParams(PluginParams):
     update: Literal["kl", "online"] = Field(
-        "kl", description="Group DRO rule: kl (tau log-sum-exp closed form) or online (EG)"
+        "online",
+        description="Group DRO rule: online (exponentiated gradient, Sagawa et al. 2020) or "
+        "kl (the closed form tau log-sum-exp)",
     )
     eta: float = Field(0.01, gt=0, description="online EG step size (Sagawa et al. 2020)")
     tau: float = Field(1.0, gt=0, description="KL temperature of the closed form")

@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from audit_sdk.execution import Shard, current_executor
-from audit_sdk.services import AdapterResource
+from audit_sdk.execution_models import AdapterResource
 
 if TYPE_CHECKING:
     from audit_sdk.attribution import AttributionResult, SpannedPrompt

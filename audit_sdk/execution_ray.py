@@ -200,8 +200,10 @@ class RayExecutor(Executor):
                 on_result(index, record)
 
         while queue or flying:
-            for actor in self.actors():
-                while queue and load.get(id(actor), 0) < _IN_FLIGHT_PER_WORKER:
+            for depth in range(1, _IN_FLIGHT_PER_WORKER + 1):  # one per worker, then a second
+                for actor in self.actors():
+                    if not queue or load.get(id(actor), 0) >= depth:
+                        continue
                     index = queue.pop(0)
                     attempts[index] += 1
                     try:

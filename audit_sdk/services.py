@@ -5,7 +5,6 @@ re-creates them on first use in the receiving process.
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -14,7 +13,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from audit_sdk.errors import AuditSDKError, ConfigError
-from audit_sdk.execution import Executor, LocalExecutor, Shard, Task, WorkerResource
+from audit_sdk.execution import Executor, LocalExecutor, Shard, Task
+from audit_sdk.execution_models import AdapterResource
 from audit_sdk.generation_cache import CacheKey, CacheRecord, GenerationCache
 from audit_sdk.interfaces.adapter import GenerationParams, GeneratorAdapter
 from audit_sdk.profile_prompts import prompt_sha256
@@ -299,56 +299,6 @@ def _generate_batch(
     """A shard of generation, in a worker: one ``generate`` call on the worker's model."""
     label, texts, params = payload
     return _check_outputs(label, adapter.generate(texts, params=params), len(texts))
-
-
-class AdapterResource(WorkerResource):
-    """A generator adapter as a worker resource: a registered adapter is re-created in the
-    worker from its name and validated parameters (and fitted to the same training split when
-    the driver's was); any other is pickled whole. The key is the model's fingerprint and
-    parameters, so a worker keeps one copy per distinct model."""
-
-    def __init__(
-        self,
-        adapter: GeneratorAdapter,
-        *,
-        settings: PluginSettings | None,
-        fitted_on: Dataset | None = None,
-    ) -> None:
-        digest = hashlib.sha256(adapter.params.model_dump_json().encode()).hexdigest()[:16]
-        super().__init__(f"adapter:{adapter.name}:{adapter.fingerprint()}:{digest}", live=adapter)
-        self.name = adapter.name
-        self.params = adapter.params
-        self.settings = settings
-        self.fitted_on = fitted_on
-        self.whole: GeneratorAdapter | None = None
-        if settings is None or not _registered_as(adapter, settings):
-            self.whole = adapter
-
-    def __getstate__(self) -> dict[str, Any]:
-        state = super().__getstate__()
-        if state["whole"] is not None:
-            state["fitted_on"] = None  # pickled as fitted
-        return state
-
-    def load(self) -> GeneratorAdapter:
-        if self.whole is not None:
-            return self.whole
-        from audit_sdk.plugin_host import get_plugin_host
-
-        assert self.settings is not None
-        adapter = get_plugin_host(self.settings).get("adapter", self.name).cls(self.params)
-        if self.fitted_on is not None:
-            adapter.fit(self.fitted_on)
-        return adapter
-
-
-def _registered_as(adapter: GeneratorAdapter, settings: PluginSettings) -> bool:
-    from audit_sdk.plugin_host import get_plugin_host
-
-    registry = get_plugin_host(settings).registry
-    return registry.has("adapter", adapter.name) and (
-        registry.get("adapter", adapter.name).cls is type(adapter)
-    )
 
 
 @dataclass(frozen=True)

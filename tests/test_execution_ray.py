@@ -110,9 +110,12 @@ def test_a_worker_killed_mid_shard_costs_only_a_retry(cluster: None, tmp_path: P
     )
     host = PluginHost(PluginSettings.resolve(allow=None, block=[], autoload=True, strict=False))
     host.load_entry_points()  # the built-ins, and the fragile writer inline (sent pickled)
+    local = config.execution.model_copy(update={"backend": "local", "workers": None})
     with inline_plugin(host, FragileWriter):
         runner = AuditRunner(config, host=host, quiet=True)
         result = runner.run()
+        # the shards streamed into the driver's cache: a rerun (here local) resumes from it
+        again = run_audit(config.model_copy(update={"execution": local}), host=host)
     assert marker.exists()  # a worker did die, mid-shard
     profiles = result.context.subject.profiles
     expected = reference.context.subject.profiles
@@ -125,6 +128,9 @@ def test_a_worker_killed_mid_shard_costs_only_a_retry(cluster: None, tmp_path: P
     assert runner.executor.workers_lost == 1  # one died and was replaced
     with GenerationCache(tmp_path / "killed.sqlite") as cache:
         assert len(cache) == expected["prompt_sha256"].nunique()  # every prompt stored once
+    resumed = again.context.subject.profiles
+    assert resumed is not None and resumed["cached"].all()
+    assert resumed["text"].tolist() == expected["text"].tolist()
 
 
 def test_workers_the_cluster_cannot_hold_are_refused_before_any_work(cluster: None) -> None:

@@ -40,11 +40,17 @@ from .token_sampling import prompt_generators
 __all__ = ["SMALL_MODEL_PARAMETERS", "LocalCausalLM"]
 
 
-def _log_softmax(logits: Any) -> np.ndarray:
-    """float64 log-softmax over the last axis of a numpy or torch array."""
-    values = np.asarray(logits, dtype=np.float64)
-    peak = values.max(axis=-1, keepdims=True)
-    return values - (peak + np.log(np.exp(values - peak).sum(axis=-1, keepdims=True)))
+def _log_softmax(logits: np.ndarray) -> np.ndarray:
+    """Log-softmax over the last axis of float32 logits (torch's kernel when torch is
+    installed, several times faster than numpy's; float32 is within 1e-6 of float64 here)."""
+    try:
+        import torch
+    except ImportError:  # pragma: no cover - the onnx extra without the llm extra
+        values = np.asarray(logits, dtype=np.float64)
+        peak = values.max(axis=-1, keepdims=True)
+        return values - (peak + np.log(np.exp(values - peak).sum(axis=-1, keepdims=True)))
+    tensor = torch.as_tensor(np.ascontiguousarray(logits, dtype=np.float32))
+    return torch.log_softmax(tensor, dim=-1).numpy()
 
 
 # Below this size a forward pass is too small to split across threads: on two cores one thread
@@ -281,8 +287,7 @@ class LocalCausalLM(GeneratorAdapter):
             start = stop
             ids, mask = self._left_pad([full[i] for i in batch])
             keep = max(len(targets[i]) for i in batch) + 1
-            logits = self._tail_logits(ids, mask, keep)
-            logprobs = _log_softmax(logits)
+            logprobs = _log_softmax(self._tail_logits(ids, mask, keep))
             for row, i in enumerate(batch):
                 target = np.asarray(targets[i], dtype=np.int64)
                 n = len(target)

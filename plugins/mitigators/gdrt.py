@@ -148,7 +148,9 @@ class MitigateGDRTCommand(PluginCommand):
         out_dir: Annotated[
             Path | None, typer.Option("--out", help="Folder for the tuned models.")
         ] = None,
-        seed: Annotated[int, typer.Option(help="Split and tuning seed.")] = 0,
+        seed: Annotated[
+            int | None, typer.Option(help="Split and tuning seed (default: the config's).")
+        ] = None,
     ) -> None:
         """Run GDRT on a model directory: relevance groups, Group DRO tuning beside SFT and
         IFairLRS on the same budget, and before/after held-out metrics with paired CIs."""
@@ -180,8 +182,13 @@ class MitigateGDRTCommand(PluginCommand):
             )
         )
         dataset = filter_streams(loader.load(), min_play_seconds=cfg.sampling.min_play_seconds)
+        split_seed = cfg.seed if seed is None else seed
         split = holdout_split(
-            dataset, test_items=cfg.split.test_items, strategy=cfg.split.strategy, seed=seed
+            dataset,
+            test_items=cfg.split.test_items,
+            strategy=cfg.split.strategy,
+            min_train_items=cfg.split.min_train_items,
+            seed=split_seed,
         )
         try:
             outcome = run_gdrt(
@@ -190,7 +197,7 @@ class MitigateGDRTCommand(PluginCommand):
                 test=split.test,
                 users=split.users,
                 params=gdrt_params,
-                seed=seed,
+                seed=gdrt_params.seed if gdrt_params.seed is not None else split_seed,
                 k=cfg.subject.k,
                 progress=lambda message: out.print(f"[dim]{message}[/dim]"),
             )

@@ -273,6 +273,13 @@ class LocalCausalLM(GeneratorAdapter):
                 f"{len(targets)} targets."
             )
         full = [[*p, *t] for p, t in zip(prompts, targets, strict=True)]
+        context = self._context_length()
+        for index, sequence in enumerate(full):
+            if context is not None and len(sequence) > context:
+                raise AdapterError(
+                    f"adapter {self.name!r}: sequence {index + 1} of {len(full)} has "
+                    f"{len(sequence)} tokens; the model's context is {context}."
+                )
         results: list[TargetLogprobs | None] = [None] * len(full)
         order = sorted(range(len(full)), key=lambda i: (len(full[i]), i))
         start = 0

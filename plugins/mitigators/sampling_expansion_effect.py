@@ -116,6 +116,20 @@ class SamplingExpansionEffect(Detector):
         before = info.before_context if info is not None else None
         if info is None or info.mitigator != "sampling_expansion" or before is None:
             return [self._skipped("expansion:(all)", "not a sampling_expansion mitigation")]
+        findings: list[Finding] = []
+        if params.downstream:
+            try:
+                for ctx in (before, context):
+                    downstream_utility_table(ctx, params.utility)
+            except Exception as exc:  # the other measures do not depend on it
+                findings.append(
+                    self._skipped(
+                        "expansion:downstream_ndcg@10:change",
+                        f"the downstream_utility bi-encoder failed ({type(exc).__name__}: "
+                        f"{exc}); fidelity and genre divergence are measured without it",
+                    )
+                )
+                params = params.model_copy(update={"downstream": False})
         paired = self._paired(before, context, params)
         if paired.empty:
             return [self._skipped("expansion:(all)", "no profile was written before and after")]
@@ -139,7 +153,6 @@ class SamplingExpansionEffect(Detector):
                     f"{', '.join(allowed)}",
                 )
             ]
-        findings: list[Finding] = []
         models = sorted(paired["model"].astype(str).unique())
         for model in models:
             own = paired[paired["model"] == model].reset_index(drop=True)

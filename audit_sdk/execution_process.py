@@ -85,7 +85,7 @@ class ProcessExecutor(Executor):
         self.workers = workers
         self.max_retries = max_retries
         self._pool: ProcessPoolExecutor | None = None
-        self._tmp = tempfile.TemporaryDirectory(prefix="audit-sdk-shards-")
+        self._tmp: tempfile.TemporaryDirectory[str] | None = None
         self._maps = 0
 
     def _fresh_pool(self) -> ProcessPoolExecutor:
@@ -100,6 +100,8 @@ class ProcessExecutor(Executor):
         if resource is None:
             return None
         self._maps += 1
+        if self._tmp is None:
+            self._tmp = tempfile.TemporaryDirectory(prefix="audit-sdk-shards-")
         path = Path(self._tmp.name) / f"resource-{self._maps}.pickle"
         with path.open("wb") as handle:
             pickle.dump(resource, handle, protocol=pickle.HIGHEST_PROTOCOL)
@@ -169,4 +171,6 @@ class ProcessExecutor(Executor):
         if self._pool is not None:
             self._pool.shutdown(wait=True, cancel_futures=True)
             self._pool = None
-        self._tmp.cleanup()
+        if self._tmp is not None:
+            self._tmp.cleanup()
+            self._tmp = None

@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -106,12 +107,29 @@ class ProfileOptimizerParams(PluginParams):
     compare: bool = Field(True, description="paired before/after on the audit's profiles")
 
 
+class _RememberingEncoder:
+    """Encodes each distinct text once per mitigation: the exploration's scoring and the
+    before/after share most item texts."""
+
+    def __init__(self, encoder: TextEncoder) -> None:
+        self.encoder = encoder
+        self.vectors: dict[str, np.ndarray] = {}
+
+    def embed(self, texts: Sequence[str]) -> np.ndarray:
+        missing = list(dict.fromkeys(t for t in texts if t not in self.vectors))
+        if missing:
+            self.vectors.update(zip(missing, self.encoder.embed(missing), strict=True))
+        return np.stack([self.vectors[t] for t in texts]) if texts else np.zeros((0, 0))
+
+
 def _encoder(context: AuditContext, params: ProfileOptimizerParams) -> TextEncoder:
     if params.encoder_path is not None:
-        return SentenceEncoder(params.encoder_path)
-    if context.models.has("encoder"):
-        return context.models.get("encoder")
-    return SentenceEncoder(default_encoder_path())
+        base: TextEncoder = SentenceEncoder(params.encoder_path)
+    elif context.models.has("encoder"):
+        base = context.models.get("encoder")
+    else:
+        base = SentenceEncoder(default_encoder_path())
+    return _RememberingEncoder(base)
 
 
 def _writer(context: AuditContext, params: ProfileOptimizerParams) -> GeneratorAdapter:
@@ -206,6 +224,7 @@ class ProfileOptimizer(Mitigator[ProfileOptimizerParams]):
             rng=context.rng("profile_optimizer:candidates"),
             negatives=params.negatives,
         )
+        encoder: TextEncoder | None = None
         if params.recommender_role:
             scorer = context.models.get(params.recommender_role)
             if not scorer.supports("score"):
@@ -219,13 +238,9 @@ class ProfileOptimizer(Mitigator[ProfileOptimizerParams]):
             )
             recommender = f"models.{params.recommender_role}"
         else:
+            encoder = _encoder(context, params)
             scored = score_with_encoder(
-                explored,
-                split,
-                candidates,
-                item_text=texts,
-                encoder=_encoder(context, params),
-                k=params.k,
+                explored, split, candidates, item_text=texts, encoder=encoder, k=params.k
             )
             recommender = "bi-encoder"
         utility = f"ndcg@{params.k}"
@@ -288,7 +303,11 @@ class ProfileOptimizer(Mitigator[ProfileOptimizerParams]):
         }
         if params.compare and context.subject.profiles is not None:
             details["before_after"] = before_after(
-                context, writer, tuned, k=params.k, encoder=lambda: _encoder(context, params)
+                context,
+                writer,
+                tuned,
+                k=params.k,
+                encoder=lambda: encoder or _encoder(context, params),
             )
         return MitigationResult(
             profile_writer=tuned,

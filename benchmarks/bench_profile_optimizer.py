@@ -23,6 +23,7 @@ import time
 from pathlib import Path
 
 from audit_sdk.config import load_config
+from audit_sdk.errors import ReportWriteError
 from audit_sdk.runner import run_audit
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -46,6 +47,7 @@ def run_once(seed: int, out: Path) -> dict:
         update={
             "seed": seed,
             "profiles": config.profiles.model_copy(update={"cache": str(out / "gen.sqlite")}),
+            "outputs": config.outputs.model_copy(update={"formats": ["json"]}),
             "mitigators": [
                 m.model_copy(update={"params": {**m.params, "out_dir": str(out / "tuned")}})
                 for m in config.mitigators
@@ -53,7 +55,10 @@ def run_once(seed: int, out: Path) -> dict:
         }
     )
     began, cpu = time.perf_counter(), _cpu_seconds()
-    run_audit(config, config_path=CONFIG, out_dir=out / "report")
+    try:
+        run_audit(config, config_path=CONFIG, out_dir=out / "report")
+    except ReportWriteError as error:  # report.json (the truth) may still be there
+        print(f"  (reports: {error})")
     seconds, cpu = time.perf_counter() - began, _cpu_seconds() - cpu
     report = json.loads((out / "report" / "report.json").read_text(encoding="utf-8"))
     details = _details(report)
@@ -106,11 +111,17 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seeds", type=int, nargs="+", default=[0])
     parser.add_argument("--json", type=Path, help="also write the results here")
+    parser.add_argument("--keep", type=Path, help="keep each run's folder here (report.json)")
     args = parser.parse_args()
     results = []
     for seed in args.seeds:
-        with tempfile.TemporaryDirectory() as folder:
-            result = run_once(seed, Path(folder))
+        if args.keep:
+            folder = args.keep / f"seed{seed}"
+            folder.mkdir(parents=True, exist_ok=True)
+            result = run_once(seed, folder)
+        else:
+            with tempfile.TemporaryDirectory() as temporary:
+                result = run_once(seed, Path(temporary))
         _print(result)
         results.append(result)
     key = "downstream:ndcg@10"

@@ -3,6 +3,7 @@ backend gives the local report; Ray is never imported unless the backend is ray.
 
 from __future__ import annotations
 
+import os
 import socket
 import subprocess
 import sys
@@ -95,3 +96,37 @@ def test_two_worker_processes_give_the_local_report(tmp_path: Path) -> None:
     assert findings_of(result.report) == findings_of(local.report)
     workers = {pid for (phase, pid) in runner.executor.shards_run if phase == "generate"}
     assert len(workers) == 2
+
+
+def test_a_dead_worker_process_costs_a_retry_not_the_prompts(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Generation alone (no audit): the first worker to write a batch dies mid-shard; the
+    pool is replaced, the in-flight shards retried, and every text equals the writer's."""
+    from audit_sdk.adapters.template_profile_writer import TemplateProfileWriter
+
+    from audit_sdk.execution_process import ProcessExecutor
+    from audit_sdk.interfaces import GenerationParams
+    from audit_sdk.profile_prompts import render_profile_prompts
+    from audit_sdk.services import GenerationService
+
+    from .execution_helpers import FragileWriter
+    from .profile_fixtures import synthetic_samples
+
+    monkeypatch.syspath_prepend(str(Path(__file__).resolve().parents[1]))  # spawned workers
+    monkeypatch.setenv("AUDIT_SDK_DRIVER_PID", str(os.getpid()))
+    world, samples = synthetic_samples()
+    prompts = list(render_profile_prompts(samples["365d"], world.catalog).values())
+    marker = tmp_path / "a-worker-died"
+    writer = FragileWriter(FragileWriter.Params(marker=str(marker)))
+    executor = ProcessExecutor(workers=2, max_retries=2)
+    service = GenerationService(batch_size=6, executor=executor, cache_path=tmp_path / "c.db")
+    try:
+        out = service.generate(writer, prompts, params=GenerationParams())
+    finally:
+        executor.close()
+        service.close()
+    assert marker.exists() and executor.workers_lost == 1
+    assert [o.error for o in out] == [None] * len(prompts)
+    expected = TemplateProfileWriter().generate(prompts, params=GenerationParams())
+    assert [o.text for o in out] == expected

@@ -54,9 +54,14 @@ def _run(args: argparse.Namespace, adapter: Any, dataset: Any) -> tuple[float, f
         PersonalizationParams,
     )
 
+    from audit_sdk.data.synthetic_world import age_group_of
+    from audit_sdk.data.tables import Users
     from audit_sdk.execution import LocalExecutor
     from audit_sdk.services import AuditServices, GenerationService, ModelHandle, ModelRoles
     from tests.personalization_worlds import world_context
+
+    users = dataset.users.frame.assign(age_group=lambda f: age_group_of(f["age"]))
+    dataset = dataset.replace(users=Users(users))
 
     services = AuditServices(
         generation=GenerationService(cache_path=None, batch_size=args.batch_size),
@@ -82,7 +87,7 @@ def main() -> None:
     parser.add_argument("--model-dir", type=Path, default=None)
     parser.add_argument("--n-users", type=int, default=2000)
     parser.add_argument("--groups-per-size", type=int, default=200)
-    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument("--max-new-tokens", type=int, default=64)
     parser.add_argument("--uncapped", action="store_true")

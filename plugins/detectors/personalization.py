@@ -461,7 +461,7 @@ class PersonalizationDetector(Detector):
     def _by_user_group(self, context: AuditContext, run: MethodRun) -> list[Finding]:
         concordance = user_concordance(run.predictions)
         concordance = concordance[concordance.index.isin(context.user_table.index)]
-        attributes = list(context.group_columns)
+        attributes = [a for a in context.group_columns if a in context.user_table]
         if concordance.empty or not attributes:
             return []
         # one stream of bootstrap weights serves every attribute

@@ -8,10 +8,11 @@ from __future__ import annotations
 import os
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
-import numpy as np
 import pytest
 
+from audit_sdk.config import ProfileGeneratorConfig
 from audit_sdk.errors import ConfigError
 from audit_sdk.execution import current_executor, use_executor
 from audit_sdk.generation_cache import GenerationCache
@@ -24,7 +25,6 @@ from .causal_worlds import confounded_world
 from .execution_helpers import FragileWriter, findings_of, small_audit
 
 ray = pytest.importorskip("ray")
-from audit_sdk.execution_attribution import attribute_sharded  # noqa: E402
 from audit_sdk.execution_ray import RayExecutor  # noqa: E402
 from audit_sdk.stats.aipw import estimate_ates  # noqa: E402
 
@@ -138,32 +138,40 @@ def test_workers_the_cluster_cannot_hold_are_refused_before_any_work(cluster: No
         RayExecutor(workers=1, worker_gpus=1)
 
 
-def test_faa_shards_on_the_workers_equal_the_local_shards(cluster: None) -> None:
-    """Attribution by user shards: on 2 workers (the model loaded once on each) the same
-    attributions, to the bit, as the same shards run locally; and the shards' join matches
-    one unsharded call to the engine's batching tolerance."""
-    from audit_sdk.attribution import attribute
+def test_a_tinyrec_audit_with_faa_on_two_workers_equals_the_local_one(
+    cluster: None, tmp_path: Path
+) -> None:
+    """The subject is a tiny TinyRec: its feature-ablation attribution (2 shards of 16 users)
+    and the users' profiles run on the workers, each holding its own copy of the model
+    (re-created from the subject's spec and fitted to the same split, once per worker); every
+    finding, the attribution's included, equals the local run's."""
+    from .attribution_fixtures import tiny_model_dir
 
-    from .attribution_fixtures import history_prompts, tiny_adapter
+    world = {"seed": 3, "n_users": 120, "n_artists": 30, "mean_tracks_per_artist": 4.0}
+    sections = {
+        "dataset": {"loader": "synthetic", "params": {**world, "mean_events_per_user": 50.0}},
+        "subject": {"adapter": "huggingface", "params": {"model_dir": str(tiny_model_dir())}},
+        "baselines": [],
+        "detectors": [
+            {"name": "attribution", "params": {"max_users": 32, "max_history": 4}},
+            {"name": "profile_fidelity"},
+        ],
+        "sampling": {"windows": [365]},
+    }
 
-    prompts, targets = history_prompts(6)
-    model = tiny_adapter()
-    settings = PluginSettings.resolve(allow=None, block=[], autoload=True, strict=False)
-    try:
-        local = attribute_sharded(model, prompts, targets, shard_size=3, settings=settings)
-        whole = attribute(model, prompts, targets)
-        executor = RayExecutor(workers=2)
-        try:
-            with use_executor(executor):
-                spread = attribute_sharded(model, prompts, targets, shard_size=3, settings=settings)
-            used = {pid for (phase, pid) in executor.shards_run if phase == "attribute"}
-        finally:
-            executor.close()
-    finally:
-        model.close()
-    assert len(used) == 2 and os.getpid() not in used
-    assert [p.prompt.prompt_id for p in spread.prompts] == [p.prompt_id for p in prompts]
-    for a, b, c in zip(spread.prompts, local.prompts, whole.prompts, strict=True):
-        np.testing.assert_array_equal(a.token_attributions, b.token_attributions)
-        np.testing.assert_allclose(a.token_attributions, c.token_attributions, atol=1e-5)
-    assert (spread.engine, spread.baseline) == (whole.engine, whole.baseline)
+    def audit(name: str, execution: dict[str, object]) -> tuple[AuditRunner, Any]:
+        config = small_audit(tmp_path, name, execution, **sections)
+        profiles = config.profiles.model_copy(
+            update={"generators": [ProfileGeneratorConfig(adapter="template_writer")]}
+        )
+        runner = AuditRunner(config.model_copy(update={"profiles": profiles}), quiet=True)
+        return runner, runner.run()
+
+    _, local = audit("local", {"backend": "local"})
+    runner, distributed = audit("ray", {"backend": "ray", "workers": 2})
+    faa = [f for f in local.report.findings if f.detector == "attribution"]
+    assert faa and all(f.status != "skipped" and f.estimate is not None for f in faa)
+    assert findings_of(distributed.report) == findings_of(local.report)
+    for phase in ("attribute", "generate"):
+        used = {pid for (p, pid) in runner.executor.shards_run if p == phase}
+        assert len(used) == 2 and os.getpid() not in used, (phase, runner.executor.shards_run)

@@ -252,3 +252,19 @@ def test_paired_gu_interval_covers_planted_difference_over_seeds() -> None:
         ci = paired_unfairness(after, before, hist, rng=rng, n_resamples=300)["mgu"]
         covered += ci.low <= true <= ci.high
     assert covered >= 34
+
+
+def test_popularity_groups_hold_equal_shares_of_the_interactions() -> None:
+    rng = np.random.default_rng(1)
+    items = rng.zipf(1.6, size=20_000) % 500
+    users = rng.integers(2_000, size=20_000)
+    frame = pd.DataFrame({"user_id": users.astype(str), "item_id": items.astype(str)})
+    frame = frame.drop_duplicates()
+    groups = popularity_groups(frame, n_groups=5)
+    per_item = frame.groupby("item_id")["user_id"].nunique()
+    share = per_item.groupby(groups.reindex(per_item.index)).sum() / per_item.sum()
+    largest = per_item.max() / per_item.sum()
+    assert list(share.index) == [0, 1, 2, 3, 4]
+    assert np.all(np.abs(share.to_numpy() - 0.2) <= largest + 1e-9)
+    sizes = groups.value_counts().sort_index().to_numpy()
+    assert sizes[0] < sizes[-1]  # the head is the fewest, most popular items

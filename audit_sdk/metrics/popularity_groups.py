@@ -2,8 +2,11 @@
 
 Items are split into ``n_groups`` popularity groups (default five, as in Jiang et al.,
 "Item-side Fairness of Large Language Model-based Recommendation System", WWW 2024, and GDRT,
-arXiv 2510.10978): sorted by their number of training users (ties by item id) and cut into
-groups of (near) equal item counts, group 0 the most popular. For a set of users,
+arXiv 2510.10978): sorted by their number of training users (ties by item id) and cut where
+the cumulative share of (user, item) pairs crosses ``1/n, 2/n, ...``, so each group holds
+about the same share of the interactions (group 0, the head, the fewest and most popular
+items). Groups of equal item counts put every recommended item in the head group on a
+long-tailed catalog, so MGU could not tell two models apart. For a set of users,
 
     GU_g = share of group g among the items of the users' top-K lists
            - share of group g among the items of the users' histories,
@@ -41,8 +44,9 @@ def popularity_groups(interactions: pd.DataFrame, *, n_groups: int = 5) -> pd.Se
         raise ValueError("n_groups must be at least 1")
     users = interactions.groupby("item_id", sort=False)["user_id"].nunique()
     ranked = sorted(users.items(), key=lambda kv: (-int(kv[1]), str(kv[0])))
-    n = len(ranked)
-    labels = (np.arange(n) * n_groups) // max(n, 1)
+    counts = np.array([int(c) for _, c in ranked], dtype=float)
+    before = np.concatenate([[0.0], np.cumsum(counts)[:-1]]) / max(counts.sum(), 1.0)
+    labels = np.minimum((before * n_groups).astype(np.int64), n_groups - 1)
     return pd.Series(labels, index=[str(item) for item, _ in ranked], name="popularity_group")
 
 

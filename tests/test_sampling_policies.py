@@ -186,5 +186,16 @@ def test_mitigator_contract_and_users_without_gs() -> None:
     assert result.details["users_expanded"] + result.details["users_unchanged"] == 60 - 7
     budgets = result.sampler.budgets  # type: ignore[attr-defined]
     assert not set(budgets) & set(profiled[:7])
+    assert result.name is None  # the default: <subject>+sampling_expansion
+    # a policy and its diagnosis, or two selectors, in one audit get subjects of their own
+    names = {
+        SamplingExpansion(SamplingExpansion.Params(**p)).mitigate(context).name
+        for p in ({"selector": "diverse"}, {"diagnosis_n": 30})
+    }
+    subject = context.subject.name
+    assert names == {
+        f"{subject}+sampling_expansion(diverse)",
+        f"{subject}+sampling_expansion(n=30)",
+    }
     with pytest.raises(ConfigError, match=re.escape("params.windows names '7d'")):
         SamplingExpansion(SamplingExpansion.Params(windows=["7d"])).mitigate(context)

@@ -127,10 +127,11 @@ class SamplingExpansion(Mitigator):
             )
         if plan.without_gs:
             summary += f"; {len(plan.without_gs)} without a GS-score left as they were"
+        # two expansions in one audit (a policy and its diagnosis, two selectors) keep apart
+        variant = [f"n={params.diagnosis_n}"] if mode == "diagnosis" else []
+        variant += [policy.selector] if policy.selector != "two_step" else []
         name = (
-            f"{context.subject.name}+sampling_expansion(n={params.diagnosis_n})"
-            if mode == "diagnosis"
-            else None
+            f"{context.subject.name}+sampling_expansion({', '.join(variant)})" if variant else None
         )
         return MitigationResult(summary=summary, sampler=sampler, details=details, name=name)
 

@@ -47,10 +47,9 @@ def group_disparity_finding(
     (``<metric>:group_gap``). ``label`` names the model in the explanation.
     """
     name = f"{metric}:min_max_ratio" if summary == "ratio" else f"{metric}:group_gap"
-    groups = context.user_table[attribute].reindex(values.index)
     comparison = comparison or compare_groups(
         values,
-        groups,
+        context.user_table[attribute].reindex(values.index),
         min_group_size=context.min_group_size,
         confidence=context.bootstrap.confidence,
         n_resamples=context.bootstrap.n_resamples,

@@ -49,6 +49,7 @@ def study_table(seed: int, n_users: int = 120, *, user_sd: float = 0.5) -> pd.Da
 
 def _context(profiles: pd.DataFrame, seed: int = 0) -> AuditContext:
     users = pd.DataFrame(index=pd.Index(sorted(profiles["user_id"].unique()), name="user_id"))
+    users["gs_score"] = np.random.default_rng(seed).uniform(size=len(users))  # for regressions
     catalog = pd.DataFrame({"title": ["x"]}, index=pd.Index(["i0"], name="item_id"))
     interactions = pd.DataFrame({"user_id": users.index[:1], "item_id": ["i0"], "plays": [1.0]})
     dataset = Dataset(

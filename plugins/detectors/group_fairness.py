@@ -8,11 +8,21 @@ best - worst, both with stratified bootstrap CIs (see ``audit_sdk.stats.bootstra
 
 By default a finding fails when even the favourable end of the ratio's CI is below 0.8
 (evidence of harm) and warns below 0.9.
+
+With ``profile_metrics`` (e.g. ``downstream_ndcg@10``), the same comparison runs on the
+downstream utility of each generator's taste profiles (Sguerra et al., RecSys 2025, Sec. 5):
+a user's profiles (windows) averaged first, per generator, by every group attribute (age
+bucket, country, mainstreamness, ...) and by GS-score quintile (``gs_quintile``: Q1
+generalists ... Q5 specialists, Waller & Anderson, WWW 2019). A ``downstream_*`` column the
+profiles lack is computed by the ``downstream_utility`` bi-encoder.
 """
 
 from __future__ import annotations
 
 from typing import Any, ClassVar
+
+import numpy as np
+import pandas as pd
 
 from audit_sdk.finding_builders import group_disparity_finding
 from audit_sdk.group_statistics import compare_groups_many
@@ -35,6 +45,11 @@ class GroupFairnessParams(PluginParams):
     """Per-user metrics to compare (default: every quality metric of the audit)."""
     group_by: list[str] | None = None
     """Group attributes (default: every audited attribute and intersection)."""
+    profile_metrics: list[str] | None = None
+    """Per-profile utility columns compared across groups per generator (e.g.
+    ``downstream_ndcg@10``, ``downstream_recall@10``, ``rating``); none by default."""
+    gs_bins: int = 5
+    """GS-score quantile bins for ``gs_quintile`` (with ``profile_metrics``)."""
 
 
 class GroupFairnessDetector(Detector):
@@ -96,6 +111,65 @@ class GroupFairnessDetector(Detector):
                         comparison=comparisons[metric, attribute],
                     )
                 )
+        if params.profile_metrics:
+            findings += self._profile_utility(context, params, group_by)
+        return findings
+
+    # -- downstream utility of profiles by group --------------------------------------------
+    def _profile_utility(
+        self, context: AuditContext, params: GroupFairnessParams, group_by: list[str]
+    ) -> list[Finding]:
+        profiles = context.subject.profiles
+        metrics = params.profile_metrics or []
+        if profiles is None or profiles.empty:
+            return [self._skipped(m, None, "the audit has no profiles") for m in metrics]
+        if any(m.startswith("downstream_") and m not in profiles for m in metrics):
+            from audit_sdk.plugins.detectors.downstream_utility import downstream_utility_table
+
+            utility = downstream_utility_table(context).drop(columns=["n_positives"])
+            profiles = profiles.join(utility.add_prefix("downstream_"), rsuffix="_computed")
+        table = context.user_table
+        groups = {a: table[a] for a in group_by if a in table.columns}
+        gs = _gs_quintiles(context, profiles, params.gs_bins)
+        if gs is not None:
+            groups["gs_quintile"] = gs
+        generators = profiles["model"].astype(str) if "model" in profiles else None
+        scopes = [(None, profiles)] if generators is None else list(profiles.groupby(generators))
+        findings: list[Finding] = []
+        for generator, part in scopes:
+            label = None if generator is None or len(scopes) == 1 else str(generator)
+            for metric in metrics:
+                name = metric if label is None else f"{metric}:{label}"
+                if metric not in part:
+                    findings.append(self._skipped(name, None, f"no profile column {metric!r}"))
+                    continue
+                values = pd.to_numeric(part[metric], errors="coerce")
+                per_user = values.groupby(part["user_id"].astype(str)).mean().dropna()
+                index = table.index.astype(str)
+                per_user = per_user.reindex(index).set_axis(table.index)
+                pairs = [(per_user, g.reindex(table.index)) for g in groups.values()]
+                comparisons = compare_groups_many(
+                    pairs,
+                    min_group_size=context.min_group_size,
+                    confidence=context.bootstrap.confidence,
+                    n_resamples=context.bootstrap.n_resamples,
+                    rng=context.rng(f"{self.name}:{name}"),
+                )
+                for attribute, comparison in zip(groups, comparisons, strict=True):
+                    findings.append(
+                        group_disparity_finding(
+                            context,
+                            detector=self.name,
+                            metric=name,
+                            values=per_user.dropna(),
+                            attribute=attribute,
+                            summary="ratio",
+                            threshold=self.threshold_for(f"{name}:min_max_ratio"),
+                            reference=REFERENCE,
+                            label=f"profiles by {generator}" if generator is not None else None,
+                            comparison=comparison,
+                        )
+                    )
         return findings
 
     def _skipped(self, metric: str, attribute: str | None, reason: str) -> Finding:
@@ -106,6 +180,33 @@ class GroupFairnessDetector(Detector):
             status="skipped",
             explanation=reason,
         )
+
+
+def _gs_quintiles(context: AuditContext, profiles: pd.DataFrame, bins: int) -> pd.Series | None:
+    """GS-score quantile bin of each user (Q1 generalists .. Qn specialists), from a
+    ``gs_score`` column of the user table or the profiles, else the ``gs_score`` feature."""
+    table = context.user_table
+    if "gs_score" in table.columns:
+        gs = pd.to_numeric(table["gs_score"], errors="coerce")
+    elif "gs_score" in profiles.columns:
+        by_user = pd.to_numeric(profiles["gs_score"], errors="coerce")
+        gs = by_user.groupby(profiles["user_id"].astype(str)).mean()
+        gs = gs.reindex(table.index.astype(str)).set_axis(table.index)
+    elif "gs_score" in context.features.names():
+        feature = context.features.get("gs_score")
+        if not isinstance(feature, pd.Series):
+            return None
+        gs = feature.set_axis(feature.index.astype(str)).reindex(table.index.astype(str))
+        gs = gs.set_axis(table.index)
+    else:
+        return None
+    if gs.notna().sum() < bins:
+        return None
+    labels = [f"Q{i + 1}" for i in range(bins)]
+    labels[0], labels[-1] = f"{labels[0]} (generalists)", f"{labels[-1]} (specialists)"
+    ranks = gs.rank(method="first")
+    binned = pd.qcut(ranks, bins, labels=labels)
+    return binned.astype(object).where(gs.notna(), np.nan).rename("gs_quintile")
 
 
 @hookimpl

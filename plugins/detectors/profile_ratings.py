@@ -13,7 +13,10 @@ scale (Sguerra et al., RecSys 2025, Secs. 5.1 and 5.3):
   honest uncertainty);
 * ``rating:spearman:<utility>``: Spearman's rho between ratings and downstream recall/NDCG
   ("perceived accuracy vs utility"), pooled and per generator, percentile cluster-bootstrap
-  CIs over users (Efron & Tibshirani 1993, Sec. 13.3).
+  CIs over users (Efron & Tibshirani 1993, Sec. 13.3);
+* ``rating:regression:<characteristic>``: OLS of users' ratings of their own profiles on user
+  characteristics, per generator and pooled, cluster-robust by user
+  (:mod:`audit_sdk.plugins.detectors.profile_ratings_regression`).
 
 Every resample draws users with replacement and keeps all of a drawn user's rows (the cluster
 bootstrap, Field & Welsh, JRSS-B 2007).
@@ -25,6 +28,11 @@ from typing import Any, ClassVar
 
 import numpy as np
 import pandas as pd
+from audit_sdk.plugins.detectors.profile_ratings_regression import (
+    DEFAULT_CHARACTERISTICS,
+    characteristic_columns,
+    rating_regressions,
+)
 from pydantic import Field
 from scipy import stats
 
@@ -58,6 +66,10 @@ class ProfileRatingsParams(PluginParams):
     """Utility columns to correlate with ratings (default: those of ``downstream_ndcg@10``,
     ``downstream_recall@10``, ``ndcg@10``, ``recall@10`` the profiles have)."""
     anova_resamples: int = Field(default=200, ge=50, description="bootstrap fits of the ANOVA")
+    characteristics: list[str] | None = None
+    """User characteristics to regress ratings on, per generator (numeric columns of the
+    profiles or the user table; default: those of gs_score, age, activity, mainstreamness
+    the audit has)."""
 
 
 def cluster_resample(users: np.ndarray, rng: np.random.Generator) -> np.ndarray:
@@ -81,6 +93,7 @@ class ProfileRatingsDetector(Detector):
         MetricSpec("rating:relative", "higher_is_better", description="own minus others' rating"),
         MetricSpec("rating:anova:*", "none", 0.0, 1.0, "partial eta squared"),
         MetricSpec("rating:spearman:*", "higher_is_better", -1.0, 1.0, "Spearman rho"),
+        MetricSpec("rating:regression:*", "none", description="rating change per unit"),
     )
 
     def detect(self, context: AuditContext) -> list[Finding]:
@@ -89,11 +102,82 @@ class ProfileRatingsDetector(Detector):
         if profiles is None or params.rating not in profiles.columns:
             return [self._skipped("rating:relative", f"the profiles have no {params.rating!r}")]
         frame = self._frame(context, profiles, params)
+        regressions = self._regressions(context, frame, profiles, params)  # checks inputs first
         findings = [self._relative(context, frame)]
         findings += self._anova(context, frame, params)
         utility = params.utility or [c for c in UTILITY_COLUMNS if c in profiles.columns]
         for column in utility:
             findings.append(self._spearman(context, frame, profiles, column))
+        return findings + regressions
+
+    # -- regression on user characteristics -------------------------------------------------
+    def _regressions(
+        self,
+        context: AuditContext,
+        frame: pd.DataFrame,
+        profiles: pd.DataFrame,
+        params: ProfileRatingsParams,
+    ) -> list[Finding]:
+        own = frame[frame["own"]] if "own" in frame else frame  # users' ratings of their own
+        data, used = characteristic_columns(
+            own, profiles, context.user_table, params.characteristics
+        )
+        if not used:
+            return [
+                self._skipped(
+                    "rating:regression:gs_score",
+                    "no user characteristic to regress ratings on (none of "
+                    f"{', '.join(DEFAULT_CHARACTERISTICS)}); set params.characteristics",
+                )
+            ]
+        conf = context.bootstrap.confidence
+        coefficients = rating_regressions(data, used, confidence=conf)
+        findings = []
+        for name in used:
+            mine = [c for c in coefficients if c.characteristic == name]
+            pooled = next(c for c in mine if c.generator is None)
+            rows = [
+                GroupEstimate(
+                    group=str(c.generator),
+                    n=c.n_users,
+                    estimate=c.estimate if np.isfinite(c.estimate) else None,
+                    ci_low=c.low if np.isfinite(c.low) else None,
+                    ci_high=c.high if np.isfinite(c.high) else None,
+                    warning=(
+                        f"only {c.n_users} users (< {context.min_group_size})"
+                        if c.n_users < context.min_group_size
+                        else None
+                    ),
+                )
+                for c in mine
+                if c.generator is not None
+            ]
+            interval = Interval(
+                pooled.estimate, pooled.low, pooled.high, pooled.n_users, pooled.method
+            )
+            others = ", ".join(n for n in used if n != name)
+            findings.append(
+                self._finding(
+                    context,
+                    f"rating:regression:{name}",
+                    interval,
+                    rows,
+                    f"one unit more {name} goes with a rating {pooled.estimate:+.3g} "
+                    f"[{pooled.low:.3g}, {pooled.high:.3g}]"
+                    + (f", holding {others} fixed" if others else "")
+                    + f" (OLS over {pooled.n_rows} ratings by {pooled.n_users} users"
+                    + (", generator fixed effects" if rows else "")
+                    + f"; {pooled.method})",
+                    details={
+                        "characteristics": used,
+                        "n_rows": pooled.n_rows,
+                        "standard_errors": pooled.method,
+                        "resampled_unit": "users (clusters)"
+                        if "cluster" in pooled.method
+                        else "rows (one per user)",
+                    },
+                )
+            )
         return findings
 
     def _frame(

@@ -338,6 +338,11 @@ class AuditConfig(_Section):
         description="auxiliary models by role (e.g. 'embedder', 'scorer'), served lazily",
     )
     execution: ExecutionConfig = Field(default_factory=ExecutionConfig)
+    features: dict[str, dict[str, Any]] = Field(
+        default_factory=dict,
+        description="parameters of registered user features by name, e.g. "
+        "gs_score: {dimensions: 32, min_items: 3}",
+    )
 
 
 def format_validation_error(exc: ValidationError, *, source: str, model: type[BaseModel]) -> str:

@@ -100,7 +100,19 @@ def plan_audit(config: AuditConfig, host: PluginHost, *, where: str = "config") 
         reg = host.get("adapter", model.adapter)
         validate_params(reg, model.params, where=f"{where}: models.{role}.params")
     reporters = [host.get("reporter", fmt).cls() for fmt in config.outputs.formats]
-    features = {reg.name: reg.cls() for reg in host.registry.all() if reg.kind == "feature"}
+    registered = {reg.name: reg for reg in host.registry.all() if reg.kind == "feature"}
+    unknown = sorted(set(config.features) - set(registered))
+    if unknown:
+        raise ConfigError(
+            f"{where}: features.{unknown[0]}: no user feature of that name is registered; "
+            f"configurable features: {', '.join(sorted(registered)) or 'none'}"
+        )
+    features = {
+        name: reg.cls(
+            validate_params(reg, config.features.get(name, {}), where=f"{where}: features.{name}")
+        )
+        for name, reg in registered.items()
+    }
     plan = AuditPlan(loader, subject, spec, baselines, detectors, mitigators, reporters, features)
     if config.profiles.enabled:
         plan.profile_generators = _profile_generators(config, host, subject, where, base)

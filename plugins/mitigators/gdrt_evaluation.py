@@ -69,7 +69,7 @@ def faa_magnitudes(
     ranker = adapter._ranker()
     manifest = ranker.manifest
     histories = user_histories(train.interactions, order=manifest.history_order)
-    future = user_histories(test.interactions, order="chronological")
+    future = user_histories(test.interactions)  # first = earliest, or most played
     prompts, targets = [], []
     for user in users:
         shown = prompt_history(

@@ -1,6 +1,7 @@
 """A logged audit of a study-shaped table (examples/study_profiles.yaml) through the runner:
-the generalist gap on the logged GS-score and downstream NDCG, relative ratings, the ANOVA and
-the rating-utility correlation, from one config file."""
+the generalist gap on the logged GS-score and downstream NDCG, relative ratings, the ANOVA,
+the rating-utility correlation and the per-generator regression of ratings on user
+characteristics, from one config file."""
 
 from __future__ import annotations
 
@@ -64,4 +65,9 @@ def test_the_study_example_runs_through_the_runner(tmp_path: Path) -> None:
     assert findings["profile_ratings", "rating:anova:generator"].estimate > 0.01  # type: ignore[operator]
     rho = findings["profile_ratings", "rating:spearman:downstream_ndcg@10"]
     assert rho.ci_low is not None and rho.ci_low > 0
+    slope = findings["profile_ratings", "rating:regression:gs_score"]  # planted: ~0.6 per GS
+    assert slope.ci_low is not None and slope.ci_low > 0 and len(slope.groups) == 2
+    assert "cluster-robust" in slope.explanation
+    age = findings["profile_ratings", "rating:regression:age"]  # planted: none
+    assert age.ci_low is not None and age.ci_high is not None and age.ci_low < 0 < age.ci_high
     assert (tmp_path / "out" / "report.html").is_file()

@@ -251,6 +251,9 @@ class SentenceEncoder:
             _export_onnx(self.path, graph)
         options = ort.SessionOptions()
         options.log_severity_level = 3
+        # threads sleep between batches instead of spinning: on a shared CPU spinning takes
+        # cycles from everything else
+        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
         self._session = ort.InferenceSession(
             str(graph), options, providers=["CPUExecutionProvider"]
         )

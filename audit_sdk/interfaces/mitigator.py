@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, Generic
 
 from audit_sdk.interfaces._params import NoParams, ParamsT, PluginParams
 from audit_sdk.interfaces.requirements import Requirement
+from audit_sdk.report_model import ResultCurves, ResultTable
 
 if TYPE_CHECKING:
     from audit_sdk.interfaces.adapter import GeneratorAdapter
@@ -42,7 +43,7 @@ OVERRIDABLE: dict[str, frozenset[str]] = {
 }
 
 
-class MitigationSkipped(Exception):  # noqa: N818 (a verdict, not an error)
+class MitigationSkipped(Exception):
     """Raised by :meth:`Mitigator.mitigate` when the mitigation does not apply to this audit
     (e.g. no preference pair above the margin); the message is the reason. The audit records
     a ``skipped`` finding for the mitigator and goes on."""
@@ -61,6 +62,10 @@ class MitigationResult:
     name: str | None = None
     """the mitigated subject's label (default ``<subject>+<mitigator>``)"""
     details: dict[str, Any] = field(default_factory=dict)
+    tables: list[ResultTable] = field(default_factory=list)
+    """tables the report shows in the mitigation's section (e.g. every arm compared)"""
+    curves: list[ResultCurves] = field(default_factory=list)
+    """curves the report draws there (e.g. group weights per training step)"""
 
     def changes(self) -> list[str]:
         """Which of outputs, adapter, profile_writer, sampler, settings are set."""

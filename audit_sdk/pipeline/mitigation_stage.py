@@ -264,6 +264,8 @@ def run_mitigators(
             before_fingerprint=context.subject.fingerprint,
             changed=result.changes(),
             details=json_safe(result.details),
+            tables=result.tables,
+            curves=result.curves,
         )
         findings = [
             f.model_copy(update={"mitigation": record_info})

@@ -36,6 +36,7 @@ from audit_sdk.interfaces import AuditContext, MitigationResult, Mitigator
 from audit_sdk.interfaces.requirements import Needs, Requirement
 from audit_sdk.plugin_commands import PluginCommand
 
+from .gdrt_report import gdrt_curves, gdrt_tables
 from .gdrt_tuning import GDRTParams, GDRTUnavailable, run_gdrt, summary_of
 
 __all__ = ["GDRTMitigator", "MitigateGDRTCommand"]
@@ -104,6 +105,8 @@ class GDRTMitigator(Mitigator[GDRTParams]):
                 "vs before"
             ),
             details=summary_of(outcome),
+            tables=gdrt_tables(outcome.comparison, outcome.groups, context.k),
+            curves=gdrt_curves(outcome.curves),
         )
 
 

@@ -88,6 +88,7 @@ def test_the_tuned_writer_is_a_new_model_and_the_audit_reruns(report: dict) -> N
     assert paired["n"] > 0 and paired["low"] <= paired["difference"] <= paired["high"]
     attributes = {g["attribute"] for g in paired["groups"]}
     assert {"country", "activity"} <= attributes
+    assert not attributes & {"age", "n_train_events"}  # raw columns are not groups
     before = [f for f in report["findings"] if not f.get("mitigation")]
     assert any(f["metric"] == "downstream:ndcg@10" and f["status"] != "error" for f in before)
 

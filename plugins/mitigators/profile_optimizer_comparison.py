@@ -31,10 +31,11 @@ FIDELITY = ("artist_recall", "genre_recall", "hallucination_rate")
 
 
 def comparison_groups(context: AuditContext) -> pd.DataFrame:
-    """One column per single group attribute of the audit, plus ``gs_quintile`` when the
+    """One column per single group attribute the audit groups by (not raw user columns such
+    as age or event counts), plus ``gs_quintile`` when the
     GS-score feature is registered; indexed by user."""
     table = context.groups.table
-    columns = [c for c in table.columns if " × " not in str(c)]
+    columns = [c for c in context.group_columns if c in table and " × " not in str(c)]
     groups = table[columns].copy()
     groups.index = groups.index.astype(str)
     try:

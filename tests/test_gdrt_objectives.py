@@ -268,3 +268,26 @@ def test_popularity_groups_hold_equal_shares_of_the_interactions() -> None:
     assert np.all(np.abs(share.to_numpy() - 0.2) <= largest + 1e-9)
     sizes = groups.value_counts().sort_index().to_numpy()
     assert sizes[0] < sizes[-1]  # the head is the fewest, most popular items
+
+
+def test_user_group_gap_ci_and_its_paired_change_recover_a_planted_gap() -> None:
+    from audit_sdk.plugins.mitigators.gdrt_evaluation import _user_group_fairness
+
+    covered = 0
+    seeds = range(30)
+    for seed in seeds:
+        rng = np.random.default_rng(seed)
+        users = pd.Index([f"u{i}" for i in range(600)], name="user_id")
+        groups = pd.DataFrame({"age": np.where(np.arange(600) % 3 == 0, "old", "young")}, users)
+        old = (groups["age"] == "old").to_numpy()
+        base = pd.Series(rng.normal(0.3, 0.1, 600), users)
+        tuned = base + np.where(old, -0.2, 0.0) + rng.normal(0, 0.02, 600)  # planted gap +0.2
+        out = _user_group_fairness(tuned, groups, other=base, seed=seed, n_resamples=400)["age"]
+        low, high = out["gap_ci"]
+        assert low <= out["gap"] <= high
+        change = out["gap_change"]
+        assert change["low"] > 0.1  # the planted widening is found
+        covered += change["low"] <= 0.2 <= change["high"]
+        same = _user_group_fairness(base, groups, other=base, seed=seed)["age"]["gap_change"]
+        assert same["mean"] == 0.0 and same["low"] == same["high"] == 0.0  # none invented
+    assert covered >= 26  # ~95% nominal over 30 seeds

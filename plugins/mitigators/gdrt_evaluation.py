@@ -167,7 +167,12 @@ def compare_arms(
         row[f"dgu@{k}"] = _as_dict(gu.dgu)
         row["gu"] = list(gu.gu)
         if user_groups is not None and not user_groups.empty:
-            row["user_groups"] = _user_group_fairness(arm.per_user[f"ndcg@{k}"], user_groups)
+            row["user_groups"] = _user_group_fairness(
+                arm.per_user[f"ndcg@{k}"],
+                user_groups,
+                other=arms[before].per_user[f"ndcg@{k}"] if name != before else None,
+                seed=seed,
+            )
         out["arms"][name] = row
     for a, b in [*[(name, before) for name in arms if name != before], *pairs]:
         diff = {
@@ -235,18 +240,71 @@ def _paired_faa(
     return out
 
 
-def _user_group_fairness(ndcg: pd.Series, user_groups: pd.DataFrame) -> dict[str, Any]:
-    """Mean NDCG per user group of each group column, and the best-minus-worst gap."""
+def _group_gaps(
+    values: np.ndarray, codes: np.ndarray, n_groups: int, draws: np.ndarray
+) -> np.ndarray:
+    """Best-minus-worst group mean of ``values`` on each resample of users (rows of ``draws``,
+    user positions); NaN where a resample leaves fewer than two groups."""
+    sums = np.zeros((len(draws), n_groups))
+    counts = np.zeros((len(draws), n_groups))
+    for g in range(n_groups):
+        in_group = codes[draws] == g
+        sums[:, g] = np.where(in_group, values[draws], 0.0).sum(axis=1)
+        counts[:, g] = in_group.sum(axis=1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        means = np.where(counts > 0, sums / np.maximum(counts, 1), np.nan)
+    enough = (counts > 0).sum(axis=1) >= 2
+    gaps = np.nanmax(np.where(enough[:, None], means, 0.0), axis=1) - np.nanmin(
+        np.where(enough[:, None], means, 0.0), axis=1
+    )
+    return np.where(enough, gaps, np.nan)
+
+
+def _user_group_fairness(
+    ndcg: pd.Series,
+    user_groups: pd.DataFrame,
+    *,
+    other: pd.Series | None = None,
+    seed: int = 0,
+    n_resamples: int = 1000,
+) -> dict[str, Any]:
+    """Mean NDCG per user group of each group column and the best-minus-worst gap with a
+    percentile bootstrap CI over users; with ``other`` (another arm's NDCG of the same users),
+    the paired change of the gap (this arm minus ``other``, the same user draws for both)."""
+    from audit_sdk.adapters.tinyrec.training_loop import seed_from
+
     out: dict[str, Any] = {}
+    finite = ndcg.notna() if other is None else ndcg.notna() & other.reindex(ndcg.index).notna()
     for column in user_groups.columns:
         labels = user_groups[column].reindex(ndcg.index)
-        means = ndcg.groupby(labels, observed=True).mean()
-        sizes = labels.value_counts()
-        out[str(column)] = {
+        keep = (finite & labels.notna()).to_numpy()
+        means = ndcg[keep].groupby(labels[keep], observed=True).mean()
+        sizes = labels[keep].value_counts()
+        codes, _ = pd.factorize(labels[keep], sort=True)
+        values = ndcg[keep].to_numpy(dtype=float)
+        n = len(values)
+        rng = np.random.default_rng(seed_from(seed, "user_group_gap", str(column)))
+        draws = rng.integers(0, n, size=(n_resamples, n)) if n else np.zeros((0, 0), int)
+        gap = float(means.max() - means.min()) if len(means) > 1 else 0.0
+        entry: dict[str, Any] = {
             "mean_ndcg": {str(g): float(v) for g, v in means.items()},
             "n": {str(g): int(v) for g, v in sizes.items()},
-            "gap": float(means.max() - means.min()) if len(means) > 1 else 0.0,
+            "gap": gap,
         }
+        if n and len(means) > 1:
+            gaps = _group_gaps(values, codes, len(means), draws)
+            ci = statistic_ci(gaps, gap, confidence=0.95, n=n, method="bootstrap-percentile")
+            entry["gap_ci"] = [ci.low, ci.high]
+            if other is not None:
+                base = other.reindex(ndcg.index)[keep].to_numpy(dtype=float)
+                base_means = pd.Series(base).groupby(codes).mean()
+                change = gap - float(base_means.max() - base_means.min())
+                diffs = gaps - _group_gaps(base, codes, len(means), draws)
+                paired = statistic_ci(
+                    diffs, change, confidence=0.95, n=n, method="paired bootstrap-percentile"
+                )
+                entry["gap_change"] = {"mean": change, "low": paired.low, "high": paired.high}
+        out[str(column)] = entry
     return out
 
 

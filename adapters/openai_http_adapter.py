@@ -37,7 +37,7 @@ from urllib.parse import urlsplit
 from pydantic import Field, field_validator
 
 from audit_sdk.deadlines import deadline, remaining_s
-from audit_sdk.errors import AdapterError
+from audit_sdk.errors import AdapterError, MissingCapabilityError
 from audit_sdk.hookspecs import RegisterAdapter, hookimpl
 from audit_sdk.interfaces._params import PluginParams
 from audit_sdk.interfaces.adapter import (
@@ -491,9 +491,9 @@ class OpenAIHTTPAdapter(GeneratorAdapter):
         pair, ``max_concurrency`` in flight. Needs ``mode: completions``."""
         prompts, continuations = list(prompts), list(continuations)
         if self._params.mode != "completions":
-            raise AdapterError(
-                "openai_http: scoring needs mode: completions (the chat API returns no "
-                "prompt log-probabilities)."
+            raise MissingCapabilityError(
+                "adapter 'openai_http' scores prompts only with mode: completions (the chat "
+                "API returns no prompt log-probabilities); set params.mode: completions."
             )
         if len(prompts) != len(continuations):
             raise AdapterError(

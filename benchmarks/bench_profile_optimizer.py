@@ -13,7 +13,8 @@ run on two cores.
 Measured, seed 0 (2 shared cores at load 10-20; the full table is in the issue 17 note):
 506.7 s CPU, 2,075 s wall; 1,990 profiles explored, 136 pairs, 34 DPO steps (loss 0.666 ->
 0.492); downstream NDCG@10 after - before -0.0017 [-0.0097, 0.0067] (n=300): no gain, while
-genre recall fell by 0.090 [0.077, 0.103].
+genre recall fell by 0.090 [0.077, 0.103]. Seeds 1, 2: NDCG@10 +0.0027 [-0.0056, 0.0115] and
+-0.0065 [-0.0158, 0.0021] (460 s and 506 s CPU): no seed shows a gain.
 """
 
 from __future__ import annotations

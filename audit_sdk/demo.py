@@ -30,17 +30,23 @@ DEMO_CONFIG: dict[str, object] = {
     "baselines": ["popularity", "item_knn", "random"],
     "groups": {"intersections": [["age_bucket", "country"]]},
     # the default detectors, plus the generalist gap (GS-score quintiles; ~1 s at 2,000 users)
+    # the bi-encoder of downstream utility: WordLlama's static embeddings (seconds on CPU;
+    # MiniLM is the detector's default elsewhere)
+    "models": {"encoder": {"adapter": "embedding", "params": {"backend": "wordllama"}}},
     "detectors": [
         {"name": name}
         for name in (
             "baseline_comparison",
-            "group_fairness",
             "popularity_bias",
             "profile_fidelity",
             "causal_effects",
             "generalist_gap",
         )
     ]
+    # per-group recommendation quality, and the downstream utility (NDCG@10 of each profile's
+    # held-out items) per age bucket, country and GS quintile (issue 10)
+    + [{"name": "group_fairness", "params": {"profile_metrics": ["downstream_ndcg@10"]}}]
+    + [{"name": "downstream_utility"}]
     # feature-ablation attribution of the recommendation prompt (issue 11): 48 users' prompts
     # of 8 history items, each span removed in turn (~2 s per subject on one core)
     + [{"name": "attribution", "params": {"max_users": 48, "max_history": 8}}]

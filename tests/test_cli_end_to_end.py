@@ -63,7 +63,9 @@ def test_demo_writes_the_four_reports(demo_dir: Path) -> None:
     ages = [
         f
         for f in report["findings"]
-        if f["detector"] == "group_fairness" and f["group_by"] == "age_bucket"
+        if f["detector"] == "group_fairness"
+        and f["group_by"] == "age_bucket"
+        and f["generator"] is None  # recommendations, not the profiles' downstream utility
     ]
     assert {f["metric"] for f in ages} == {"ndcg@10:min_max_ratio", "recall@10:min_max_ratio"}
     for age in ages:
@@ -82,6 +84,27 @@ def test_demo_writes_the_four_reports(demo_dir: Path) -> None:
     assert models == {"tinyrec", "template_writer"}
     assert report["provenance"]["subject"]["fingerprint"]
     assert len(report["provenance"]["config_sha256"]) == 64
+    # Feature-ablation attribution of TinyRec's prompts, with its interval and n.
+    (share,) = [
+        f
+        for f in report["findings"]
+        if f["metric"] == "attribution:auxiliary_share" and f["subject"] == "tinyrec"
+    ]
+    assert share["status"] != "error" and 0.0 <= share["ci_low"] <= share["ci_high"] <= 1.0
+    # Sampling expansion re-audits the subject; the HTML report sets before beside after.
+    mitigated = [f for f in report["findings"] if f["mitigation"] is not None]
+    assert {f["mitigation"]["mitigator"] for f in mitigated} == {"sampling_expansion"}
+    assert {f["subject"] for f in mitigated} == {"tinyrec+sampling_expansion"}
+    # Downstream utility of the profiles per GS quintile (the generalist gap, issue 10).
+    by_gs = [
+        f
+        for f in report["findings"]
+        if f["detector"] == "group_fairness" and f["group_by"] == "gs_quintile"
+    ]
+    assert {f["generator"] for f in by_gs} == {"tinyrec", "template_writer"}
+    assert all(f["ci_low"] is not None for f in by_gs)
+    html = (demo_dir / "report.html").read_text()
+    assert "Mitigation: sampling_expansion" in html and "Feature-ablation" in html
 
 
 def _write_policy(tmp_path: Path, name: str, policy: dict[str, object]) -> Path:

@@ -59,7 +59,7 @@ def _findings(seed: int) -> dict[tuple[str, str | None], object]:
     detector = GroupFairnessDetector(
         GroupFairnessDetector.Params(metrics=[], profile_metrics=["downstream_ndcg@10"])
     )
-    return {(f.metric, f.group_by): f for f in detector.detect(_context(seed))}
+    return {(f.label, f.group_by): f for f in detector.detect(_context(seed))}
 
 
 def test_planted_group_and_generalist_penalties_found_only_where_planted() -> None:
@@ -67,12 +67,12 @@ def test_planted_group_and_generalist_penalties_found_only_where_planted() -> No
     seeds = range(12)
     for seed in seeds:
         found = _findings(seed)
-        age = found["downstream_ndcg@10:biased:min_max_ratio", "age_bucket"]
-        gs = found["downstream_ndcg@10:biased:min_max_ratio", "gs_quintile"]
+        age = found["downstream_ndcg@10:min_max_ratio[biased]", "age_bucket"]
+        gs = found["downstream_ndcg@10:min_max_ratio[biased]", "gs_quintile"]
         hits["age"] += age.status == "fail" and age.details["lowest_group"] == "50+"
         hits["gs"] += gs.ci_high < 0.9 and gs.details["lowest_group"] == "Q1 (generalists)"
         for attribute in ("age_bucket", "gs_quintile"):
-            fair = found["downstream_ndcg@10:fair:min_max_ratio", attribute]
+            fair = found["downstream_ndcg@10:min_max_ratio[fair]", attribute]
             hits["fair_alarms"] += fair.status == "fail"
     assert hits["age"] == hits["gs"] == len(seeds)
     assert hits["fair_alarms"] == 0
@@ -80,7 +80,7 @@ def test_planted_group_and_generalist_penalties_found_only_where_planted() -> No
 
 def test_rows_are_users_with_their_windows_averaged() -> None:
     found = _findings(0)
-    finding = found["downstream_ndcg@10:fair:min_max_ratio", "gs_quintile"]
+    finding = found["downstream_ndcg@10:min_max_ratio[fair]", "gs_quintile"]
     assert sum(r.n for r in finding.groups) == 200  # users, not the 400 profiles
     assert next(r.group for r in finding.groups) == "Q1 (generalists)"
     assert "profiles by fair" in finding.explanation

@@ -127,7 +127,8 @@ class GroupFairnessDetector(Detector):
             from audit_sdk.plugins.detectors.downstream_utility import downstream_utility_table
 
             utility = downstream_utility_table(context).drop(columns=["n_positives"])
-            profiles = profiles.join(utility.add_prefix("downstream_"), rsuffix="_computed")
+            computed = utility.add_prefix("downstream_")
+            profiles = profiles.join(computed[computed.columns.difference(profiles.columns)])
         table = context.user_table
         groups = {a: table[a] for a in group_by if a in table.columns}
         gs = _gs_quintiles(context, profiles, params.gs_bins)
@@ -141,7 +142,8 @@ class GroupFairnessDetector(Detector):
             for metric in metrics:
                 name = metric if label is None else f"{metric}:{label}"
                 if metric not in part:
-                    findings.append(self._skipped(name, None, f"no profile column {metric!r}"))
+                    skipped = self._skipped(metric, None, f"no profile column {metric!r}")
+                    findings.append(skipped.model_copy(update={"generator": label}))
                     continue
                 values = pd.to_numeric(part[metric], errors="coerce")
                 per_user = values.groupby(part["user_id"].astype(str)).mean().dropna()
@@ -156,20 +158,19 @@ class GroupFairnessDetector(Detector):
                     rng=context.rng(f"{self.name}:{name}"),
                 )
                 for attribute, comparison in zip(groups, comparisons, strict=True):
-                    findings.append(
-                        group_disparity_finding(
-                            context,
-                            detector=self.name,
-                            metric=name,
-                            values=per_user.dropna(),
-                            attribute=attribute,
-                            summary="ratio",
-                            threshold=self.threshold_for(f"{name}:min_max_ratio"),
-                            reference=REFERENCE,
-                            label=f"profiles by {generator}" if generator is not None else None,
-                            comparison=comparison,
-                        )
+                    finding = group_disparity_finding(
+                        context,
+                        detector=self.name,
+                        metric=metric,
+                        values=per_user.dropna(),
+                        attribute=attribute,
+                        summary="ratio",
+                        threshold=self.threshold_for(f"{metric}:min_max_ratio"),
+                        reference=REFERENCE,
+                        label=f"profiles by {generator}" if generator is not None else None,
+                        comparison=comparison,
                     )
+                    findings.append(finding.model_copy(update={"generator": label}))
         return findings
 
     def _skipped(self, metric: str, attribute: str | None, reason: str) -> Finding:

@@ -24,6 +24,7 @@ if TYPE_CHECKING:
         GeneratorAdapter,
         MetricSpec,
         MitigationResult,
+        MitigationSkipped,
         Mitigator,
         ModelRun,
         Needs,
@@ -38,7 +39,7 @@ if TYPE_CHECKING:
     )
     from audit_sdk.interfaces._params import PathParam
     from audit_sdk.plugin_commands import PluginCommand
-    from audit_sdk.report_model import Finding, GroupEstimate, Report
+    from audit_sdk.report_model import Finding, GroupEstimate, Report, ResultCurves, ResultTable
     from audit_sdk.thresholds import Threshold
 
 try:
@@ -60,6 +61,7 @@ _PUBLIC: dict[str, str] = {
             "GeneratorAdapter",
             "MetricSpec",
             "MitigationResult",
+            "MitigationSkipped",
             "Mitigator",
             "ModelRun",
             "Needs",
@@ -79,6 +81,8 @@ _PUBLIC: dict[str, str] = {
     "Finding": "audit_sdk.report_model",
     "GroupEstimate": "audit_sdk.report_model",
     "Report": "audit_sdk.report_model",
+    "ResultCurves": "audit_sdk.report_model",
+    "ResultTable": "audit_sdk.report_model",
     "Threshold": "audit_sdk.thresholds",
 }
 
@@ -94,6 +98,7 @@ __all__ = [
     "GroupEstimate",
     "MetricSpec",
     "MitigationResult",
+    "MitigationSkipped",
     "Mitigator",
     "ModelRun",
     "Needs",
@@ -104,6 +109,8 @@ __all__ = [
     "ProfileSampler",
     "Report",
     "Reporter",
+    "ResultCurves",
+    "ResultTable",
     "SubjectOutputs",
     "Threshold",
     "TokenScores",

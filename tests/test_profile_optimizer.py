@@ -89,6 +89,9 @@ def test_the_tuned_writer_is_a_new_model_and_the_audit_reruns(report: dict) -> N
     attributes = {g["attribute"] for g in paired["groups"]}
     assert {"country", "activity"} <= attributes
     assert not attributes & {"age", "n_train_events"}  # raw columns are not groups
+    (table,) = record["tables"]  # the report's mitigation section shows the paired table
+    assert len(table["rows"]) == len(details["before_after"]["table"])
+    assert {"metric", "difference", "low", "high"} <= set(table["columns"])
     before = [f for f in report["findings"] if not f.get("mitigation")]
     assert any(f["metric"] == "downstream:ndcg@10" and f["status"] != "error" for f in before)
 

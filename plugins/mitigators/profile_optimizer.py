@@ -71,6 +71,7 @@ from audit_sdk.preference import (
     train_dpo_writer,
     write_pairs_jsonl,
 )
+from audit_sdk.report_model import ResultTable
 
 __all__ = ["ProfileOptimizer", "ProfileOptimizerParams"]
 
@@ -317,7 +318,34 @@ class ProfileOptimizer(Mitigator[ProfileOptimizerParams]):
                 f"{recommender} ({utility} margin >= {params.min_margin})"
             ),
             details=details,
+            tables=_tables(details.get("before_after")),
         )
+
+
+def _tables(before_after: Any) -> list[ResultTable]:
+    """The paired before/after (per metric, overall and per group) for the report."""
+    if not isinstance(before_after, dict) or not before_after.get("table"):
+        return []
+    records: list[dict[str, Any]] = before_after["table"]
+    columns = list(records[0])
+    return [
+        ResultTable(
+            title="Profile optimizer: the writer's profiles before and after DPO (paired)",
+            columns=columns,
+            rows=[[_cell(r.get(c)) for c in columns] for r in records],
+            note="difference = after - before per user, with its paired bootstrap CI "
+            "[low, high] over users; a group row is the same within that group",
+        )
+    ]
+
+
+def _cell(value: Any) -> str | float | int | bool | None:
+    if value is None or isinstance(value, (str, bool, int)):
+        return value
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        return str(value)
 
 
 @hookimpl

@@ -239,6 +239,14 @@ def test_run_on_hetrec_writes_a_readable_report(
     assert genre["chart"] == "forest"
     assert len([g for g in genre["groups"] if g["estimate"] is not None]) >= 10
     assert {"rock", "pop", "indie"} <= {g["group"] for g in genre["groups"]}
+    # The template writer's profiles: downstream utility per GS quintile, with its CI.
+    (by_gs,) = [
+        f
+        for f in report["findings"]
+        if f["metric"] == "downstream_ndcg@10:min_max_ratio" and f["group_by"] == "gs_quintile"
+    ]
+    assert by_gs["status"] in {"pass", "warn", "fail"} and by_gs["ci_low"] is not None
+    assert {g["group"] for g in by_gs["groups"]} >= {"Q1 (generalists)", "Q5 (specialists)"}
     html = (out / "report.html").read_text()
     parser = _Sections()
     parser.feed(html)

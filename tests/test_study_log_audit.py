@@ -22,12 +22,17 @@ def write_study_log(directory: Path, *, n_users: int = 150, seed: int = 0) -> No
     uid = [f"U{i:04d}" for i in range(n_users)]
     gs = rng.uniform(0.3, 0.9, n_users)
     age = rng.integers(18, 70, n_users)
+    genres = ["pop", "rock", "jazz", "metal"]
+    shares = rng.dirichlet(np.ones(len(genres)), n_users)  # the user's genre mix
+    countries = rng.dirichlet(np.ones(2), n_users)
     rows = []
     for generator, shift in (("gpt-x", 0.0), ("llama-y", 0.4)):
         for window in ("30d", "1y"):
             ndcg = np.clip(0.1 + 0.3 * gs + 0.05 * rng.standard_normal(n_users), 0, 1)
             noise = 0.6 * rng.standard_normal((2, n_users))
-            rating = np.clip(np.round(4.0 + shift + 2 * ndcg + noise[0], 1), 1, 7)
+            # planted: gpt-x rates metal listeners' profiles lower (-2 per unit metal share)
+            metal = -2.0 * shares[:, 3] if generator == "gpt-x" else 0.0
+            rating = np.clip(np.round(4.0 + shift + 2 * ndcg + metal + noise[0], 1), 1, 7)
             baseline = np.clip(np.round(3.5 + shift + noise[1], 1), 1, 7)
             rows.append(
                 pd.DataFrame(
@@ -40,11 +45,19 @@ def write_study_log(directory: Path, *, n_users: int = 150, seed: int = 0) -> No
                         "baseline_rating": baseline,
                         "gs_score": gs.round(4),
                         "downstream_ndcg@10": ndcg.round(4),
+                        **{g: shares[:, i].round(4) for i, g in enumerate(genres)},
+                        "cty_US": countries[:, 0].round(4),
+                        "cty_GB": countries[:, 1].round(4),
                     }
                 )
             )
     pd.concat(rows, ignore_index=True).to_csv(directory / "study_log.csv", index=False)
     pd.DataFrame({"uid": uid, "age": age}).to_csv(directory / "users.csv", index=False)
+    longterm = np.clip(shares + 0.05 * rng.standard_normal(shares.shape), 0, None)
+    longterm = 100 * longterm / longterm.sum(axis=1, keepdims=True)  # percent, as logged
+    pd.DataFrame({"uid": uid, **{f"lt_{g}": longterm[:, i].round(2) for i, g in
+                                 enumerate(genres)}}).to_csv(directory / "longterm.csv",
+                                                             index=False)  # fmt: skip
 
 
 def test_the_study_example_runs_through_the_runner(tmp_path: Path) -> None:
@@ -70,4 +83,14 @@ def test_the_study_example_runs_through_the_runner(tmp_path: Path) -> None:
     assert "cluster-robust" in slope.explanation
     age = findings["profile_ratings", "rating:regression:age"]  # planted: none
     assert age.ci_low is not None and age.ci_high is not None and age.ci_low < 0 < age.ci_high
+    # The causal forest plot: genre effects on the rating, per generator, adjusted for the
+    # long-term shares; the planted metal penalty of gpt-x is found, llama-y has none.
+    causal = {f.label: f for f in result.report.findings if f.detector == "causal_effects"}
+    gpt, llama = causal["ate:rating[gpt-x]"], causal["ate:rating[llama-y]"]
+    assert gpt.chart == "forest" and any(
+        c.startswith("longterm_share:") for c in gpt.details["covariates"]
+    )
+    metal = {g.group: g for g in gpt.groups}["metal"]
+    assert metal.significant and metal.ci_high is not None and metal.ci_high < 0
+    assert not {g.group: g for g in llama.groups}["metal"].significant
     assert (tmp_path / "out" / "report.html").is_file()

@@ -156,6 +156,25 @@ def model_rows(
     return rows, intervals
 
 
+def interval_row(
+    group: str, interval: Interval, *, min_n: int, unit: str = "users"
+) -> GroupEstimate:
+    """One per-group row from an interval: estimate and CI (None where not finite or where
+    there are no units), n, and a warning when ``n`` is below ``min_n``."""
+
+    def finite(value: float) -> float | None:
+        return float(value) if interval.n and np.isfinite(value) else None
+
+    return GroupEstimate(
+        group=group,
+        n=interval.n,
+        estimate=finite(interval.estimate),
+        ci_low=finite(interval.low),
+        ci_high=finite(interval.high),
+        warning=f"only {interval.n} {unit} (< {min_n})" if interval.n < min_n else None,
+    )
+
+
 def interval_finding(
     context: AuditContext,
     interval: Interval,

@@ -37,6 +37,7 @@ from audit_sdk.attribution import (
 )
 from audit_sdk.errors import AdapterError, MissingCapabilityError
 from audit_sdk.execution_attribution import attribute_subject
+from audit_sdk.finding_builders import interval_row
 from audit_sdk.hookspecs import hookimpl
 from audit_sdk.interfaces import AuditContext, Detector, PluginParams
 from audit_sdk.interfaces.requirements import AdapterCapability, MetricSpec, Requirement
@@ -248,17 +249,7 @@ def _finite(value: float) -> float | None:
 
 
 def _row(group: str, interval: Interval, context: AuditContext) -> GroupEstimate:
-    warning = None
-    if interval.n < context.min_group_size:
-        warning = f"only {interval.n} prompts (fewer than {context.min_group_size})"
-    return GroupEstimate(
-        group=group,
-        n=interval.n,
-        estimate=_finite(interval.estimate),
-        ci_low=_finite(interval.low),
-        ci_high=_finite(interval.high),
-        warning=warning,
-    )
+    return interval_row(group, interval, min_n=context.min_group_size, unit="prompts")
 
 
 def _interval(interval: Interval) -> dict[str, Any]:

@@ -46,8 +46,9 @@ from audit_sdk.plugins.detectors._profile_utility import (
 )
 from pydantic import Field
 
-from audit_sdk import Detector, Finding, GroupEstimate, MetricSpec, Needs, PluginParams, hookimpl
+from audit_sdk import Detector, Finding, MetricSpec, Needs, PluginParams, hookimpl
 from audit_sdk.errors import AuditSDKError
+from audit_sdk.finding_builders import interval_row
 from audit_sdk.interfaces import AuditContext
 from audit_sdk.interfaces.requirements import Requirement
 from audit_sdk.stats.bootstrap import mean_ci
@@ -255,20 +256,7 @@ class DownstreamUtilityDetector(Detector):
             interval = mean_ci(
                 values.to_numpy(), confidence=confidence, n_resamples=n_resamples, rng=rng
             )
-            rows.append(
-                GroupEstimate(
-                    group=str(generator),
-                    n=interval.n,
-                    estimate=interval.estimate,
-                    ci_low=interval.low,
-                    ci_high=interval.high,
-                    warning=(
-                        f"only {interval.n} users (< {context.min_group_size})"
-                        if interval.n < context.min_group_size
-                        else None
-                    ),
-                )
-            )
+            rows.append(interval_row(str(generator), interval, min_n=context.min_group_size))
         pooled = per_user.groupby(level="user_id").mean()
         overall = mean_ci(
             pooled.to_numpy(), confidence=confidence, n_resamples=n_resamples, rng=rng

@@ -30,7 +30,7 @@ import numpy as np
 import pandas as pd
 from pydantic import Field
 
-from audit_sdk.finding_builders import group_disparity_finding
+from audit_sdk.finding_builders import group_disparity_finding, interval_row
 from audit_sdk.hookspecs import hookimpl
 from audit_sdk.interfaces import AuditContext, Detector, PluginParams
 from audit_sdk.interfaces.requirements import MetricSpec, Needs, Requirement
@@ -134,16 +134,7 @@ class ProfileFidelityDetector(Detector):
             n_resamples=context.bootstrap.n_resamples,
             rng=context.rng(f"{self.name}:{salt}"),
         )
-        return GroupEstimate(
-            group=label,
-            n=interval.n,
-            estimate=interval.estimate if interval.n else None,
-            ci_low=interval.low if interval.n else None,
-            ci_high=interval.high if interval.n else None,
-            warning=None
-            if interval.n >= context.min_group_size
-            else f"only {interval.n} users (< {context.min_group_size})",
-        )
+        return interval_row(label, interval, min_n=context.min_group_size)
 
     def _finding(
         self,

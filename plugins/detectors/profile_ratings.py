@@ -38,6 +38,7 @@ from scipy import stats
 
 from audit_sdk import Detector, Finding, GroupEstimate, MetricSpec, Needs, PluginParams, hookimpl
 from audit_sdk.errors import AuditSDKError
+from audit_sdk.finding_builders import interval_row
 from audit_sdk.interfaces import AuditContext
 from audit_sdk.interfaces.requirements import Requirement
 from audit_sdk.stats.bootstrap import Interval, mean_ci, statistic_ci
@@ -373,18 +374,7 @@ class ProfileRatingsDetector(Detector):
 
     # -- building findings ------------------------------------------------------------------
     def _row(self, group: str, interval: Interval, context: AuditContext) -> GroupEstimate:
-        return GroupEstimate(
-            group=group,
-            n=interval.n,
-            estimate=interval.estimate,
-            ci_low=interval.low,
-            ci_high=interval.high,
-            warning=(
-                f"only {interval.n} users (< {context.min_group_size})"
-                if interval.n < context.min_group_size
-                else None
-            ),
-        )
+        return interval_row(group, interval, min_n=context.min_group_size)
 
     def _finding(
         self,

@@ -27,8 +27,9 @@ from audit_sdk.adapters.embedding_adapter import EmbeddingAdapter, EmbeddingPara
 from audit_sdk.plugins.detectors.verification_embeddings import metadata_texts
 from pydantic import Field
 
-from audit_sdk import Detector, Finding, GroupEstimate, MetricSpec, PluginParams, hookimpl
+from audit_sdk import Detector, Finding, MetricSpec, PluginParams, hookimpl
 from audit_sdk.errors import AuditSDKError
+from audit_sdk.finding_builders import interval_row
 from audit_sdk.interfaces import AuditContext
 from audit_sdk.interfaces._params import PathParam
 from audit_sdk.interfaces.adapter import GenerationParams, GeneratorAdapter
@@ -226,18 +227,7 @@ class PlaylistVerificationDetector(Detector):
                 floor,
             )
             rows.append(
-                GroupEstimate(
-                    group=str(group),
-                    n=interval.n,
-                    estimate=interval.estimate,
-                    ci_low=interval.low,
-                    ci_high=interval.high,
-                    warning=(
-                        f"only {interval.n} prompts (< {params.min_prompts})"
-                        if interval.n < params.min_prompts
-                        else None
-                    ),
-                )
+                interval_row(str(group), interval, min_n=params.min_prompts, unit="prompts")
             )
         overall = _clipped(
             mean_ci(

@@ -27,6 +27,7 @@ and the group weights used.
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -73,7 +74,7 @@ def _group_means(
 
 
 @dataclass
-class GroupObjective(TrainingObjective):
+class GroupObjective(TrainingObjective, ABC):
     """Shared parts of the group objectives: ``n_groups``, the CE mix and the curve."""
 
     n_groups: int
@@ -87,9 +88,9 @@ class GroupObjective(TrainingObjective):
         if not 0.0 <= self.ce_mix <= 1.0:
             raise ValueError("ce_mix must be in [0, 1]")
 
+    @abstractmethod
     def group_weights(self, group_loss: np.ndarray, present: np.ndarray) -> np.ndarray:
         """The weight of each group this step (summing to one over the present groups)."""
-        raise NotImplementedError
 
     def group_objective(
         self, group_loss: torch.Tensor, weights: np.ndarray, present: np.ndarray

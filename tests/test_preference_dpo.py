@@ -15,8 +15,10 @@ from audit_sdk.preference import (
     DPOSettings,
     PreferencePair,
     UntrainableWriterError,
+    chosen_nll,
     dpo_loss,
     sequence_logprobs,
+    token_logprobs,
     train_dpo_writer,
 )
 from audit_sdk.preference.dpo_training import DPO_RECORD_NAME
@@ -48,9 +50,11 @@ def test_loss_matches_the_formula_by_hand() -> None:
 
 
 @pytest.mark.slow  # importing TRL and building its trainer: ~6 s alone, ~20 s on a busy machine
-def test_builtin_loss_equals_trl_on_a_fixed_batch(tmp_path: Path) -> None:
-    """TRL's DPOTrainer (sigmoid loss) tokenizes and collates the pairs; the built-in
-    sequence log-probabilities and eq. 7 on its very batch give its loss to 1e-5."""
+@pytest.mark.parametrize("nll_weight", [0.0, 0.5])
+def test_builtin_loss_equals_trl_on_a_fixed_batch(tmp_path: Path, nll_weight: float) -> None:
+    """TRL's DPOTrainer (sigmoid loss; with the NLL term, TRL's RPO form ``["sigmoid",
+    "sft"]``) tokenizes and collates the pairs; the built-in log-probabilities, eq. 7 and the
+    chosen-token NLL on its very batch give its loss to 1e-5."""
     trl = pytest.importorskip("trl")
     datasets = pytest.importorskip("datasets")
     datasets.disable_progress_bars()
@@ -66,7 +70,8 @@ def test_builtin_loss_equals_trl_on_a_fixed_batch(tmp_path: Path) -> None:
         args = trl.DPOConfig(
             output_dir=str(tmp_path / "trl"),
             beta=0.1,
-            loss_type=["sigmoid"],
+            loss_type=["sigmoid", "sft"] if nll_weight else ["sigmoid"],
+            loss_weights=[1.0, nll_weight] if nll_weight else None,
             per_device_train_batch_size=3,
             report_to="none",
             use_cpu=True,
@@ -90,13 +95,16 @@ def test_builtin_loss_equals_trl_on_a_fixed_batch(tmp_path: Path) -> None:
             batch["attention_mask"],
             batch["completion_mask"],
         )
-        ours = sequence_logprobs(policy(input_ids=ids, attention_mask=mask).logits, ids, completion)
+        picked, kept = token_logprobs(
+            policy(input_ids=ids, attention_mask=mask).logits, ids, completion
+        )
         ref = sequence_logprobs(
             reference(input_ids=ids, attention_mask=mask).logits, ids, completion
         )
-        pc, pr = ours.chunk(2)
+        pc, pr = (picked * kept).sum(dim=1).chunk(2)
         rc, rr = ref.chunk(2)
         loss, _ = dpo_loss(pc, pr, rc, rr, beta=0.1)
+        loss = loss + nll_weight * chosen_nll(picked, kept)
     assert float(loss) == pytest.approx(trl_loss, abs=1e-5)
     assert abs(trl_loss - math.log(2)) > 1e-3  # different models: not the trivial value
 
@@ -118,6 +126,40 @@ def test_trainer_is_deterministic_and_learns_the_preference(tmp_path: Path) -> N
     # the same training is found again instead of repeated
     again = train_dpo_writer(source, PAIRS, out_dir=tmp_path / "one", settings=settings)
     assert again.reused and again.losses == first.losses
+
+
+def test_chosen_nll_is_the_mean_over_chosen_tokens() -> None:
+    chosen = torch.tensor([[-1.0, -2.0, -9.0], [-3.0, -9.0, -9.0]])
+    picked = torch.cat([chosen, torch.full((2, 3), -5.0)])  # 2 chosen rows, then 2 rejected
+    mask = torch.tensor([[1.0, 1.0, 0.0], [1.0, 0.0, 0.0], [1.0, 1.0, 1.0], [1.0, 1.0, 1.0]])
+    # chosen tokens: -1, -2, -3 (the rejected rows never count)
+    assert float(chosen_nll(picked, mask)) == pytest.approx(2.0)
+
+
+def _chosen_logps(model_dir: Path) -> float:
+    from transformers import AutoModelForCausalLM
+
+    from audit_sdk.preference.dpo_training import _encode, preference_batch
+
+    model = AutoModelForCausalLM.from_pretrained(str(model_dir), local_files_only=True).eval()
+    encoded, _ = _encode(PAIRS, tiny_tokenizer(), max_length=None)
+    ids, mask, completion = preference_batch(encoded, pad_id=0)
+    with torch.no_grad():
+        logps = sequence_logprobs(model(input_ids=ids, attention_mask=mask).logits, ids, completion)
+    return float(logps.chunk(2)[0].sum())
+
+
+def test_the_nll_term_keeps_the_chosen_profiles_likely(tmp_path: Path) -> None:
+    """DPO + NLL (RPO) ends with the chosen completions more likely than plain DPO does from
+    the same start, and still prefers them to the rejected ones."""
+    source = save_tiny_writer(tmp_path / "writer")
+    plain = DPOSettings(learning_rate=1e-2, epochs=4, batch_size=2, seed=3)
+    rpo = DPOSettings(learning_rate=1e-2, epochs=4, batch_size=2, seed=3, nll_weight=1.0)
+    a = train_dpo_writer(source, PAIRS, out_dir=tmp_path / "plain", settings=plain)
+    b = train_dpo_writer(source, PAIRS, out_dir=tmp_path / "rpo", settings=rpo)
+    assert b.reward_accuracy == 1.0
+    assert _chosen_logps(b.model_dir) > _chosen_logps(a.model_dir)
+    assert _chosen_logps(b.model_dir) > _chosen_logps(source)
 
 
 def test_lora_trains_adapters_and_merges_them(tmp_path: Path) -> None:

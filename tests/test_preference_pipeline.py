@@ -57,7 +57,7 @@ class EchoSeedWriter(GeneratorAdapter):
 
 def test_hold_out_recent_keeps_the_latest_events_apart() -> None:
     world = tiny_world()
-    split = hold_out_recent(world, recent=4, min_older=5)
+    split = hold_out_recent(world, targets=1, recent=3, min_older=5)
     frame = world.interactions.frame.sort_values(["user_id", "timestamp"], kind="stable")
     eligible = frame.groupby("user_id").size()
     eligible = eligible[eligible >= 9].index.astype(str)
@@ -73,9 +73,25 @@ def test_hold_out_recent_keeps_the_latest_events_apart() -> None:
         assert latest_older <= events["timestamp"].iloc[-4]
 
 
+def test_several_targets_are_the_latest_events_and_context_comes_before() -> None:
+    world = tiny_world()
+    split = hold_out_recent(world, targets=3, recent=2, min_older=5)
+    frame = world.interactions.frame.sort_values(["user_id", "timestamp"], kind="stable")
+    targets = split.target_items()
+    assert list(targets) == split.users
+    for user in split.users[:20]:
+        events = frame[frame["user_id"] == user]["item_id"].astype(str).tolist()
+        assert targets[user] == events[-3:]
+        assert split.targets[user] == events[-1]
+        recent = split.recent[split.recent["user_id"] == user].sort_values("position")
+        assert recent["item_id"].tolist() == events[-5:-3]
+    with pytest.raises(ValueError, match="targets must be >= 1"):
+        hold_out_recent(world, targets=0)
+
+
 def test_exploration_draws_distinct_seeds_through_the_cache(tmp_path: Path) -> None:
     world = tiny_world()
-    split = hold_out_recent(world, recent=3, users=[f"u{i:05d}" for i in range(1, 9)])
+    split = hold_out_recent(world, targets=1, recent=2, users=[f"u{i:05d}" for i in range(1, 9)])
     writer = EchoSeedWriter()
     with GenerationCache(tmp_path / "gen.sqlite") as cache:
         service = GenerationService(cache=cache)
@@ -93,7 +109,7 @@ def test_exploration_draws_distinct_seeds_through_the_cache(tmp_path: Path) -> N
 
 def test_candidates_exclude_what_the_user_played() -> None:
     world = tiny_world()
-    split = hold_out_recent(world, recent=3)
+    split = hold_out_recent(world, targets=1, recent=2)
     frame = world.interactions.frame
     candidates = draw_task_candidates(
         split,
@@ -109,7 +125,7 @@ def test_candidates_exclude_what_the_user_played() -> None:
 
 
 def _task(world):  # type: ignore[no-untyped-def]
-    split = hold_out_recent(world, recent=3)
+    split = hold_out_recent(world, targets=1, recent=2)
     texts = world.catalog.frame["title"] + " by " + world.catalog.frame["artist"]
     candidates = draw_task_candidates(
         split,
@@ -140,6 +156,71 @@ def test_a_profile_naming_the_targets_artist_ranks_it_higher() -> None:
     np.testing.assert_allclose(
         scored["ndcg@10"], np.where(ranks <= 10, 1 / np.log2(ranks + 1), 0.0)
     )
+
+
+def test_utility_averages_over_targets_each_ranked_against_the_negatives() -> None:
+    """Three targets: a profile naming the artist of exactly one of them scores the mean of
+    that target's NDCG and the other two's; the targets never compete with each other."""
+    world = tiny_world()
+    split = hold_out_recent(world, targets=3)
+    texts = world.catalog.frame["title"] + " by " + world.catalog.frame["artist"]
+    candidates = draw_task_candidates(
+        split,
+        items=world.catalog.frame.index,
+        played=world.interactions.frame,
+        rng=np.random.default_rng(1),
+        negatives=30,
+    )
+    user = split.users[0]
+    assert list(candidates[user][:3]) == split.target_items()[user]
+    explored = pd.DataFrame([{"user_id": user, "text": "music"}])
+    scored = score_with_encoder(explored, split, candidates, item_text=texts, encoder=Encoder())
+    vectors = Encoder().embed([texts[i] for i in candidates[user]] + ["music"])
+    scores = vectors[:-1] @ vectors[-1]
+    ranks = [int((scores[3:] > scores[j]).sum()) + 1 for j in range(3)]
+    expected = np.mean([1 / np.log2(r + 1) if r <= 10 else 0.0 for r in ranks])
+    assert scored["ndcg@10"].iloc[0] == pytest.approx(expected)
+    assert scored["target_rank"].iloc[0] == pytest.approx(np.mean(ranks))
+
+
+def test_with_score_fusion_a_profiles_length_does_not_set_its_weight() -> None:
+    """Read as one text, a profile's length sets its weight against the recent items in the
+    query (the real bi-encoder then favours short profiles: module docstring); with the
+    cosines added (the default) a profile said five times ranks exactly as said once."""
+    world = tiny_world()
+    split = hold_out_recent(world, targets=1, recent=3)
+    texts = world.catalog.frame["title"] + " by " + world.catalog.frame["artist"]
+    candidates = draw_task_candidates(
+        split,
+        items=world.catalog.frame.index,
+        played=world.interactions.frame,
+        rng=np.random.default_rng(1),
+        negatives=30,
+    )
+    artist = world.catalog.frame["artist"]
+    once = {u: f"fan of {artist[candidates[u][3]]}" for u in split.users}  # a negative's artist
+    rows = [
+        {"user_id": u, "text": t} for u in split.users for t in (once[u], " ".join([once[u]] * 5))
+    ]
+    explored = pd.DataFrame(rows)
+    by_text = score_with_encoder(
+        explored, split, candidates, item_text=texts, encoder=Encoder(), fusion="text"
+    )
+    by_scores = score_with_encoder(explored, split, candidates, item_text=texts, encoder=Encoder())
+    np.testing.assert_allclose(
+        by_scores.iloc[0::2]["target_rank"].to_numpy(), by_scores.iloc[1::2]["target_rank"]
+    )
+    # said five times, the misleading artist outweighs the recent items: the target falls
+    assert by_text.iloc[1::2]["target_rank"].mean() > by_text.iloc[0::2]["target_rank"].mean() + 1
+    with pytest.raises(ValueError, match="fusion"):
+        score_with_encoder(
+            explored,
+            split,
+            candidates,
+            item_text=texts,
+            encoder=Encoder(),
+            fusion="x",  # type: ignore[arg-type]
+        )
 
 
 class LexicalScorer:

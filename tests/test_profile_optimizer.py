@@ -80,6 +80,8 @@ def test_the_tuned_writer_is_a_new_model_and_the_audit_reruns(report: dict) -> N
     assert details["tuned_fingerprint"] != details["writer_fingerprint"]
     exploration = details["exploration"]
     assert exploration["profiles"] > 16 and exploration["pairs"] >= 1
+    assert exploration["temperature"] == 0.8  # the audit's profile temperature by default
+    assert (exploration["targets"], exploration["recent"]) == (5, 0)
     assert details["training"]["steps"] >= 1
     lines = Path(details["pairs_path"]).read_text().splitlines()
     assert len(lines) == exploration["pairs"]

@@ -14,7 +14,7 @@ The ``profile_optimizer`` mitigator (a built-in plugin) runs them inside an audi
 
 from __future__ import annotations
 
-from audit_sdk.preference.dpo_loss import dpo_loss, sequence_logprobs
+from audit_sdk.preference.dpo_loss import chosen_nll, dpo_loss, sequence_logprobs, token_logprobs
 from audit_sdk.preference.dpo_training import (
     DPOSettings,
     DPOTrainingResult,
@@ -40,6 +40,7 @@ from audit_sdk.preference.preference_pairs import (
     write_pairs_jsonl,
 )
 from audit_sdk.preference.task_utility import (
+    Fusion,
     draw_task_candidates,
     score_with_encoder,
     score_with_model,
@@ -49,12 +50,14 @@ from audit_sdk.preference.task_utility import (
 __all__ = [
     "DPOSettings",
     "DPOTrainingResult",
+    "Fusion",
     "GroupChange",
     "MetricChange",
     "PreferencePair",
     "TaskSplit",
     "UntrainableWriterError",
     "change_table",
+    "chosen_nll",
     "dpo_loss",
     "draw_seed",
     "draw_task_candidates",
@@ -67,6 +70,7 @@ __all__ = [
     "score_with_model",
     "sequence_logprobs",
     "task_query",
+    "token_logprobs",
     "train_dpo_writer",
     "write_pairs_jsonl",
 ]

@@ -2,9 +2,10 @@
 
 :func:`train_dpo_writer` loads the writer's directory (``AutoModelForCausalLM``, offline),
 computes the frozen reference log-probabilities of every pair once (pi_ref is the writer before
-training), then runs a fixed number of AdamW steps on the DPO loss of
-:mod:`.dpo_loss` (Rafailov et al., NeurIPS 2023, eq. 7) in a seeded order, on a fixed number of
-threads, so a seed gives the same weights on any machine load. With ``lora_rank`` set, only
+training), then runs a fixed number of AdamW steps on the DPO loss of :mod:`.dpo_loss`
+(Rafailov et al., NeurIPS 2023, eq. 7; with ``nll_weight``, the DPO + NLL loss of Pang et al.,
+NeurIPS 2024) in a seeded order, on a fixed number of threads, so a seed gives the same
+weights on any machine load. With ``lora_rank`` set, only
 LoRA adapters (Hu et al., ICLR 2022, through ``peft``) are trained and then merged back, for
 writers too large to tune whole. Prompts and completions are tokenized as the local adapters
 generate them: the prompt with the tokenizer's special tokens, the completion as
@@ -34,7 +35,7 @@ import numpy as np
 
 from audit_sdk.atomic_io import atomic_write_text
 from audit_sdk.errors import AuditSDKError
-from audit_sdk.preference.dpo_loss import dpo_loss, sequence_logprobs
+from audit_sdk.preference.dpo_loss import chosen_nll, dpo_loss, token_logprobs
 from audit_sdk.preference.preference_pairs import PreferencePair
 
 __all__ = [
@@ -68,6 +69,8 @@ class DPOSettings:
     lora_rank: int | None = None
     """train LoRA adapters of this rank (peft) instead of every weight"""
     lora_alpha: int = 16
+    nll_weight: float = 0.0
+    """alpha of DPO + NLL (RPO, Pang et al., NeurIPS 2024): 0 is plain DPO"""
 
 
 @dataclass
@@ -78,7 +81,7 @@ class DPOTrainingResult:
     pairs_dropped: int
     steps: int
     losses: list[float] = field(default_factory=list)
-    """mean loss per epoch (the first is log 2 before any step has moved the policy)"""
+    """mean loss per epoch (DPO alone starts at log 2, before any step has moved the policy)"""
     reward_accuracy: float = float("nan")
     """share of pairs whose implicit reward margin is positive after training"""
     seconds: float = 0.0
@@ -178,10 +181,15 @@ def preference_batch(
     return torch.from_numpy(ids), torch.from_numpy(mask), torch.from_numpy(completion)
 
 
-def _logps(model: Any, batch: tuple[Any, Any, Any]) -> Any:
+def _token_logps(model: Any, batch: tuple[Any, Any, Any]) -> tuple[Any, Any]:
     ids, mask, completion = batch
     logits = model(input_ids=ids, attention_mask=mask, use_cache=False).logits
-    return sequence_logprobs(logits, ids, completion)
+    return token_logprobs(logits, ids, completion)
+
+
+def _logps(model: Any, batch: tuple[Any, Any, Any]) -> Any:
+    picked, mask = _token_logps(model, batch)
+    return (picked * mask).sum(dim=1)
 
 
 def _same_training(out_dir: Path, record: dict[str, Any]) -> bool:
@@ -271,12 +279,14 @@ def train_dpo_writer(
             for start in range(0, len(order), size):
                 rows = order[start : start + size]
                 batch = preference_batch([encoded[i] for i in rows], pad_id=pad_id)
-                logps = _logps(model, batch)
-                chosen, rejected = logps.chunk(2)
+                picked, completion = _token_logps(model, batch)
+                chosen, rejected = (picked * completion).sum(dim=1).chunk(2)
                 index = torch.from_numpy(rows)
                 loss, _ = dpo_loss(
                     chosen, rejected, ref[0, index], ref[1, index], beta=settings.beta
                 )
+                if settings.nll_weight > 0:
+                    loss = loss + settings.nll_weight * chosen_nll(picked, completion)
                 optimizer.zero_grad()
                 loss.backward()
                 torch.nn.utils.clip_grad_norm_(trainable, settings.max_grad_norm)

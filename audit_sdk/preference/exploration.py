@@ -2,10 +2,16 @@
 high temperature from one or more writers, each written from the user's older history while
 the most recent interactions are kept apart for the downstream task.
 
-:func:`hold_out_recent` splits each user's training history: the last ``recent`` events
-(by timestamp; a seeded shuffle where the data has none) are held apart, the latest of them
-is the task's target and the others are the recent interactions the downstream recommender
-sees; profiles are written from the events before them. :func:`explore_profiles` writes
+:func:`hold_out_recent` splits each user's training history (by timestamp; a seeded shuffle
+where the data has none): the latest ``targets`` events are the task's targets, the
+``recent`` events before them are the recent interactions the downstream recommender also
+sees, and profiles are written from the events before those. The paper holds out one target
+after the recent interactions (``targets=1, recent=4``). The defaults (``targets=5,
+recent=0``) are what steadies the pairs for a bi-encoder, measured on the demo world: with
+several targets a profile's utility is an average over items rather than the luck of one, and
+the recent items, which add the same to every profile of a user, drown the profile out (the
+template writer's profile beat the median TinyRec profile of the same user for 91% of users
+with ``targets=5, recent=0``, for 34% with the paper's setting, where 62% tied). :func:`explore_profiles` writes
 ``n_profiles`` per user and writer through the audit's
 :class:`~audit_sdk.services.GenerationService`: each draw has its own sampling seed, so the
 generation cache keeps every draw (and a rerun finds them all).
@@ -37,28 +43,46 @@ class TaskSplit:
 
     older: Dataset
     recent: pd.DataFrame
-    """``user_id, item_id, position`` (1 = oldest), the ``recent - 1`` events before the target"""
-    targets: pd.Series
-    """user_id -> the held-out item (the user's latest event)"""
+    """``user_id, item_id, position`` (1 = oldest), the ``recent`` events before the targets"""
+    held_out: pd.DataFrame
+    """``user_id, item_id, position`` (1 = oldest) of every target, the latest events"""
 
     @property
     def users(self) -> list[str]:
-        return [str(u) for u in self.targets.index]
+        return list(dict.fromkeys(self.held_out["user_id"].astype(str)))
+
+    @property
+    def targets(self) -> pd.Series:
+        """user_id -> the user's latest held-out item (the paper's single target)"""
+        latest = self.held_out.sort_values("position").groupby("user_id", sort=False).last()
+        return latest["item_id"].astype(str).reindex(self.users).rename("item_id")
+
+    def target_items(self) -> dict[str, list[str]]:
+        """user_id -> every target, oldest first"""
+        ordered = self.held_out.sort_values(["user_id", "position"], kind="stable")
+        return {
+            str(user): part["item_id"].astype(str).tolist()
+            for user, part in ordered.groupby("user_id", sort=False)
+        }
 
 
 def hold_out_recent(
     train: Dataset,
     *,
-    recent: int = 5,
+    targets: int = 5,
+    recent: int = 0,
     min_older: int = 5,
     users: Sequence[str] | None = None,
     rng: np.random.Generator | None = None,
 ) -> TaskSplit:
-    """Hold the last ``recent`` events of each user apart (users with fewer than
-    ``recent + min_older`` events take no part). Without timestamps the order is a seeded
-    shuffle (``rng``)."""
-    if recent < 1:
-        raise ValueError("recent must be >= 1 (the target is the latest event)")
+    """Hold the latest ``targets`` events of each user apart as targets and the ``recent``
+    events before them as the recent interactions (users with fewer than
+    ``targets + recent + min_older`` events take no part). Without timestamps the order is a
+    seeded shuffle (``rng``)."""
+    if targets < 1:
+        raise ValueError(f"targets must be >= 1 (the latest events), not {targets}")
+    if recent < 0:
+        raise ValueError(f"recent must be >= 0, not {recent}")
     frame = train.interactions.frame
     if users is not None:
         frame = frame[frame["user_id"].astype(str).isin(set(map(str, users)))]
@@ -69,20 +93,22 @@ def hold_out_recent(
         frame = frame.iloc[generator.permutation(len(frame))].sort_values("user_id", kind="stable")
     position_from_end = frame.groupby("user_id", sort=False).cumcount(ascending=False)
     sizes = frame.groupby("user_id", sort=False)["item_id"].transform("size")
-    eligible = sizes >= recent + min_older
-    held = eligible & (position_from_end < recent)
+    apart_count = targets + recent
+    eligible = sizes >= apart_count + min_older
+    held = eligible & (position_from_end < apart_count)
     older = train.replace(
         interactions=train.interactions.with_frame(frame.loc[eligible & ~held].sort_index())
     )
     apart = frame.loc[held].assign(_from_end=position_from_end[held])
-    targets = apart[apart["_from_end"] == 0].set_index("user_id")["item_id"]
-    context = apart[apart["_from_end"] > 0].copy()
-    context["position"] = recent - context["_from_end"]
-    context = context[["user_id", "item_id", "position"]].reset_index(drop=True)
-    targets.index = targets.index.astype(str)
-    targets.index.name = "user_id"
-    context["user_id"] = context["user_id"].astype(str)
-    return TaskSplit(older=older, recent=context, targets=targets.astype(str))
+    apart["position"] = apart_count - apart["_from_end"]
+    apart["user_id"] = apart["user_id"].astype(str)
+    apart["item_id"] = apart["item_id"].astype(str)
+    is_target = apart["_from_end"] < targets
+    columns = ["user_id", "item_id", "position"]
+    context = apart.loc[~is_target, columns].reset_index(drop=True)
+    held_out = apart.loc[is_target, columns].reset_index(drop=True)
+    held_out["position"] -= recent
+    return TaskSplit(older=older, recent=context, held_out=held_out)
 
 
 def draw_seed(seed: int, draw: int) -> int:

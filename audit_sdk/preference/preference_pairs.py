@@ -46,10 +46,11 @@ def make_preference_pairs(
 ) -> list[PreferencePair]:
     """Pairs from ``scored`` (columns ``user_id, prompt, text`` and ``utility``).
 
-    Per user and prompt, profiles are ordered by utility (ties by their order in ``scored``);
-    the i-th best is paired with the i-th worst for i < ``pairs_per_user``, while the best
-    beats the worst by at least ``min_margin`` and their texts differ. Rows without text or
-    utility take no part. Users come in the order of ``scored``.
+    Per user and prompt, distinct profiles (a text written twice, as a deterministic writer
+    does, counts once, with its first utility) are ordered by utility (ties by their order in
+    ``scored``); the i-th best is paired with the i-th worst for i < ``pairs_per_user``, while
+    the best beats the worst by at least ``min_margin``. Rows without text or utility take
+    no part. Users come in the order of ``scored``.
     """
     if min_margin < 0:
         raise ValueError("min_margin must be >= 0")
@@ -62,12 +63,13 @@ def make_preference_pairs(
     usable = usable[usable["text"].astype(str).str.strip() != ""]
     pairs: list[PreferencePair] = []
     for (user, prompt), part in usable.groupby(["user_id", "prompt"], sort=False):
+        part = part.drop_duplicates("text")
         values = part[utility].to_numpy(dtype=float)
         texts = part["text"].astype(str).to_numpy()
         order = np.argsort(-values, kind="stable")
         for i in range(min(pairs_per_user, len(order) // 2)):
             best, worst = order[i], order[len(order) - 1 - i]
-            if values[best] - values[worst] < min_margin or texts[best] == texts[worst]:
+            if values[best] - values[worst] < min_margin:
                 break
             pairs.append(
                 PreferencePair(

@@ -1,26 +1,32 @@
 """Task-driven evaluation (LettinGo, arXiv 2506.18309, Sec. 3.2): a downstream recommender
 reads a profile and the user's recent interactions and ranks candidates for the held-out
-target; the profile's utility is how high the target lands.
+targets; the profile's utility is how high the targets land.
 
-Candidates per task user: the target and ``negatives`` items the user never played, drawn once
+Candidates per task user: the targets and ``negatives`` items the user never played, drawn once
 per user with a seeded generator, so every profile of a user faces the same list (the
-profiles of one user are compared on equal terms). Two recommenders:
+profiles of one user are compared on equal terms). Each target is ranked against the
+negatives only, and a profile's utility is the mean over its user's targets. Two recommenders:
 
 * :func:`score_with_encoder`, a bi-encoder (default all-MiniLM-L6-v2; any object with
-  ``embed(texts)``): the query text is the profile followed by the recent items' texts,
-  candidates are ranked by cosine similarity to it;
+  ``embed(texts)``). With ``fusion="scores"`` (the default) a candidate's score is its cosine
+  to the profile plus its cosine to the recent items (their mean unit vector): the recent
+  interactions weigh the same for every profile of a user, so profiles are compared by what
+  they add. With ``fusion="text"`` the query is the profile's text followed by the recent
+  items' texts, as an LLM recommender would read them; a bi-encoder then favours short
+  profiles, which leave the recent items to dominate the query's vector (measured on the demo
+  world: length and utility correlate at -0.16 within users), so DPO learns to write less.
 * :func:`score_with_model`, any adapter with ``score``: candidates are ranked by the
   log-probability of their text after a prompt holding the profile and the recent items.
 
-Utility of one profile: ``hit@k`` (target in the top k) and ``ndcg@k`` = 1 / log2(rank + 1)
-when rank <= k, else 0 (binary gains with one relevant item, Järvelin & Kekäläinen, TOIS
-2002); rank counts the candidates scored strictly above the target, plus one.
+Utility against one target: ``hit@k`` (the target in the top k) and ``ndcg@k`` =
+1 / log2(rank + 1) when rank <= k, else 0 (binary gains with one relevant item, Järvelin &
+Kekäläinen, TOIS 2002); rank counts the negatives scored strictly above the target, plus one.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Protocol
+from typing import Literal, Protocol
 
 import numpy as np
 import pandas as pd
@@ -29,6 +35,7 @@ from audit_sdk.interfaces.adapter import TokenScores
 from audit_sdk.preference.exploration import TaskSplit
 
 __all__ = [
+    "Fusion",
     "TaskCandidates",
     "TextEncoder",
     "TokenScorer",
@@ -48,7 +55,9 @@ class TokenScorer(Protocol):
 
 
 TaskCandidates = dict[str, np.ndarray]
-"""user_id -> candidate item ids, the target first"""
+"""user_id -> candidate item ids, the user's targets first (oldest first), then negatives"""
+
+Fusion = Literal["scores", "text"]
 
 
 def draw_task_candidates(
@@ -59,15 +68,15 @@ def draw_task_candidates(
     rng: np.random.Generator,
     negatives: int = 50,
 ) -> TaskCandidates:
-    """The target and ``negatives`` distinct items each task user never played (``played``:
+    """The targets and ``negatives`` distinct items each task user never played (``played``:
     ``user_id, item_id`` of every known event), per user in the split's order."""
     seen = played.groupby(played["user_id"].astype(str))["item_id"].agg(
         lambda s: set(s.astype(str))
     )
     pool = items.astype(str).to_numpy()
     out: TaskCandidates = {}
-    for user, target in split.targets.items():
-        excluded = seen.get(user, set()) | {target}
+    for user, targets in split.target_items().items():
+        excluded = seen.get(user, set()) | set(targets)
         available = len(pool) - len(excluded & set(pool))
         wanted = min(negatives, max(available, 0))
         chosen: list[str] = []
@@ -80,7 +89,7 @@ def draw_task_candidates(
                     chosen.append(item)
                     if len(chosen) == wanted:
                         break
-        out[str(user)] = np.array([target, *chosen], dtype=object)
+        out[str(user)] = np.array([*targets, *chosen], dtype=object)
     return out
 
 
@@ -98,14 +107,18 @@ def _recent_texts(split: TaskSplit, item_text: pd.Series) -> dict[str, list[str]
     }
 
 
-def _utility(scores: np.ndarray, k: int) -> tuple[float, float, int]:
-    rank = int((scores[1:] > scores[0]).sum()) + 1
-    hit = 1.0 if rank <= k else 0.0
-    return hit, (1.0 / np.log2(rank + 1.0) if rank <= k else 0.0), rank
+def _utility(scores: np.ndarray, n_targets: int, k: int) -> tuple[float, float, float]:
+    """Mean hit@k, NDCG@k and rank over the targets (the first ``n_targets`` scores), each
+    ranked against the negatives (the rest)."""
+    negatives = scores[n_targets:]
+    ranks = np.array([int((negatives > t).sum()) + 1 for t in scores[:n_targets]])
+    hits = ranks <= k
+    ndcg = np.where(hits, 1.0 / np.log2(ranks + 1.0), 0.0)
+    return float(hits.mean()), float(ndcg.mean()), float(ranks.mean())
 
 
 def _frame(
-    explored: pd.DataFrame, values: dict[int, tuple[float, float, int]], k: int
+    explored: pd.DataFrame, values: dict[int, tuple[float, float, float]], k: int
 ) -> pd.DataFrame:
     out = explored.copy()
     hit = np.full(len(out), np.nan)
@@ -115,7 +128,7 @@ def _frame(
         hit[row], ndcg[row], rank[row] = h, n, r
     out[f"hit@{k}"] = hit
     out[f"ndcg@{k}"] = ndcg
-    out["target_rank"] = rank
+    out["target_rank"] = rank  # the mean over the user's targets
     return out
 
 
@@ -137,33 +150,55 @@ def score_with_encoder(
     item_text: pd.Series,
     encoder: TextEncoder,
     k: int = 10,
+    fusion: Fusion = "scores",
 ) -> pd.DataFrame:
     """``explored`` (``user_id, text`` per profile) with ``hit@k``, ``ndcg@k`` and
     ``target_rank`` added (NaN where the profile has no text or the user no task); each
-    query and each candidate item is encoded once."""
+    query and each candidate item is encoded once. ``fusion``: how the profile and the recent
+    items meet (module docstring)."""
+    if fusion not in ("scores", "text"):
+        raise ValueError(f"fusion must be 'scores' or 'text', not {fusion!r}")
     rows = _scorable(explored, candidates)
     if not rows:
         return _frame(explored, {}, k)
     recent = _recent_texts(split, item_text)
     users = explored["user_id"].astype(str).to_numpy()
     texts = explored["text"].to_numpy()
-    queries = [task_query(str(texts[r]), recent.get(users[r], [])) for r in rows]
+    if fusion == "text":
+        queries = [task_query(str(texts[r]), recent.get(users[r], [])) for r in rows]
+    else:
+        queries = [str(texts[r]).strip() for r in rows]
     unique_queries = list(dict.fromkeys(queries))
     query_vectors = dict(zip(unique_queries, encoder.embed(unique_queries), strict=True))
-    needed = list(dict.fromkeys(i for u in {users[r] for r in rows} for i in candidates[u]))
-    item_vectors = dict(
-        zip(needed, encoder.embed([str(item_text.get(i, i)) for i in needed]), strict=True)
-    )
-    matrices = {
-        u: np.stack([item_vectors[i] for i in candidates[u]]) for u in {users[r] for r in rows}
+    task_users = list(dict.fromkeys(users[r] for r in rows))
+    item_lines = {
+        u: [str(item_text.get(i, i)) for i in candidates[u]] for u in task_users
+    }  # candidates' texts
+    needed = list(dict.fromkeys(t for u in task_users for t in item_lines[u]))
+    if fusion == "scores":
+        needed = list(dict.fromkeys([*needed, *(t for u in task_users for t in recent.get(u, []))]))
+    text_vectors = {
+        text: _unit(vector) for text, vector in zip(needed, encoder.embed(needed), strict=True)
     }
+    matrices = {u: np.stack([text_vectors[t] for t in item_lines[u]]) for u in task_users}
+    n_targets = {u: len(items) for u, items in split.target_items().items()}
+    recent_scores = {u: np.zeros(len(candidates[u])) for u in task_users}
+    if fusion == "scores":
+        for u in task_users:
+            if recent.get(u):
+                centre = _unit(np.mean([text_vectors[t] for t in recent[u]], axis=0))
+                recent_scores[u] = matrices[u] @ centre
     values = {}
     for row, query in zip(rows, queries, strict=True):
-        vector = np.asarray(query_vectors[query], dtype=np.float64)
-        matrix = matrices[users[row]].astype(np.float64)
-        norms = np.linalg.norm(matrix, axis=1) * max(np.linalg.norm(vector), 1e-12)
-        values[row] = _utility(matrix @ vector / np.maximum(norms, 1e-12), k)
+        user = users[row]
+        scores = matrices[user] @ _unit(query_vectors[query]) + recent_scores[user]
+        values[row] = _utility(scores, n_targets[user], k)
     return _frame(explored, values, k)
+
+
+def _unit(vector: np.ndarray) -> np.ndarray:
+    vector = np.asarray(vector, dtype=np.float64)
+    return vector / max(float(np.linalg.norm(vector)), 1e-12)
 
 
 def score_with_model(
@@ -179,6 +214,7 @@ def score_with_model(
     its text after ``"<query>\\nNext: "``, from any adapter with ``score``."""
     rows = _scorable(explored, candidates)
     recent = _recent_texts(split, item_text)
+    n_targets = {u: len(items) for u, items in split.target_items().items()}
     users = explored["user_id"].astype(str).to_numpy()
     texts = explored["text"].to_numpy()
     values = {}
@@ -186,5 +222,6 @@ def score_with_model(
         prompt = task_query(str(texts[row]), recent.get(users[row], [])) + "\nNext: "
         options = [str(item_text.get(i, i)) for i in candidates[users[row]]]
         scored = scorer.score([prompt] * len(options), options)
-        values[row] = _utility(np.array([s.total for s in scored], dtype=np.float64), k)
+        totals = np.array([s.total for s in scored], dtype=np.float64)
+        values[row] = _utility(totals, n_targets[users[row]], k)
     return _frame(explored, values, k)

@@ -1,27 +1,32 @@
 """Profile optimizer (LettinGo, arXiv 2506.18309): explore, score on the downstream task, align
 the profile writer with DPO (Rafailov et al., NeurIPS 2023, eq. 7), and re-audit.
 
-1. **Exploration.** For a seeded subset of users (``max_users``), each user's most recent
-   ``recent`` training events are held apart; ``n_profiles`` profiles per user are sampled at
-   ``temperature`` from the writer (and from any ``explore_roles`` models) from the older
-   history's two-step sample, through the audit's generation cache
-   (:func:`audit_sdk.preference.explore_profiles`).
-2. **Task-driven evaluation.** A downstream recommender reads each profile and the recent
-   interactions and ranks the held-out target among ``negatives`` unplayed items: the
-   bi-encoder of ``downstream_utility`` by default, or any adapter with ``score`` named by
-   ``recommender_role``; hit@k and NDCG@k per profile.
-3. **Preference pairs.** Best vs worst profile per user when NDCG@k differs by at least
-   ``min_margin``; written as TRL-readable JSONL beside the tuned writer.
+1. **Exploration.** For a seeded subset of users (``max_users``), each user's latest
+   ``targets`` training events are held out as the task's targets and the ``recent`` events
+   before them as recent interactions; ``n_profiles`` profiles per user are sampled at
+   ``temperature`` from the writer (and from any ``explore_roles`` models: LettinGo explores
+   with several LLMs) from the older history's two-step sample, through the audit's generation
+   cache (:func:`audit_sdk.preference.explore_profiles`).
+2. **Task-driven evaluation.** A downstream recommender reads each profile (and the recent
+   interactions, when ``recent`` > 0) and ranks each target among ``negatives`` unplayed
+   items: the bi-encoder of ``downstream_utility`` by default (``fusion``: how profile and
+   recent items meet), or any adapter with ``score`` named by ``recommender_role``; hit@k and
+   NDCG@k per profile, averaged over its user's targets. Why the defaults differ from the
+   paper's one target after four recent items: :mod:`audit_sdk.preference.exploration`.
+3. **Preference pairs.** Best vs worst distinct profile per user (``pairs_per_user``) when
+   NDCG@k differs by at least ``min_margin``; written as TRL-readable JSONL beside the tuned
+   writer.
 4. **DPO.** The writer (a local Hugging Face causal LM: TinyRec by default, the subject) is
-   trained with the SDK's DPO trainer on CPU (``lora_rank`` for LoRA through peft) and saved
-   as a new model directory: a new adapter with its own fingerprint, returned as the
-   mitigation's ``profile_writer``. The pipeline then regenerates the profiles and re-runs
-   every detector.
+   trained with the SDK's DPO trainer on CPU (``nll_weight`` adds the NLL of the chosen
+   profiles, RPO; ``lora_rank`` for LoRA through peft) and saved as a new model directory: a
+   new adapter with its own fingerprint, returned as the mitigation's ``profile_writer``. The
+   pipeline then regenerates the profiles and re-runs every detector.
 5. **Before/after, paired by user.** On the audit's own profiles (same prompts and sampling
    parameters, so the re-audit finds them in the cache), downstream NDCG@k and recall@k on the
    audit's held-out items, artist and genre recall and hallucination rate, before and after,
    each with a bootstrap CI resampling users, per group (GS quintile, activity, age, country:
-   the audit's groups) and the best-minus-worst group gaps; in the mitigation's ``details``.
+   the audit's groups) and the best-minus-worst group gaps; in the mitigation's ``details``
+   and its report table.
 
 No user with a pair above the margin, or a writer that cannot be trained here, ends in a
 ``skipped`` finding with the reason (:class:`~audit_sdk.interfaces.MitigationSkipped`); the
@@ -60,6 +65,7 @@ from audit_sdk.interfaces import (
 from audit_sdk.interfaces.requirements import Needs, Requirement
 from audit_sdk.preference import (
     DPOSettings,
+    Fusion,
     UntrainableWriterError,
     draw_task_candidates,
     explore_profiles,
@@ -86,8 +92,25 @@ class ProfileOptimizerParams(PluginParams):
         default_factory=list, description="more models: roles that write exploration profiles"
     )
     n_profiles: int = Field(10, ge=2, description="profiles per user and writer")
-    temperature: float = Field(1.0, gt=0.0, description="exploration temperature")
-    recent: int = Field(5, ge=1, description="latest events held apart (the last: the target)")
+    temperature: float | None = Field(
+        None,
+        gt=0.0,
+        description="exploration temperature (default: the audit's profile temperature, so the "
+        "pairs come from the distribution the audit samples, or 1.0 where that is greedy; the "
+        "paper uses 1.0)",
+    )
+    targets: int = Field(5, ge=1, description="latest events held out as the task's targets")
+    recent: int = Field(
+        0,
+        ge=0,
+        description="events before the targets the recommender also sees (the paper: 4, with "
+        "1 target)",
+    )
+    fusion: Fusion = Field(
+        "scores",
+        description="bi-encoder: add the profile's and the recent items' cosines ('scores'), "
+        "or read them as one text ('text', which favours short profiles)",
+    )
     max_users: int | None = Field(200, ge=2, description="users explored (seeded subset)")
     negatives: int = Field(50, ge=1, description="unplayed candidates beside the target")
     k: int = Field(10, ge=1)
@@ -98,6 +121,9 @@ class ProfileOptimizerParams(PluginParams):
     min_margin: float = Field(0.1, ge=0.0, description="least NDCG@k gap of a pair")
     pairs_per_user: int = Field(1, ge=1)
     beta: float = Field(0.1, gt=0.0, description="DPO beta (eq. 7)")
+    nll_weight: float = Field(
+        0.0, ge=0.0, description="alpha of DPO + NLL on the chosen profiles (RPO); 0: plain DPO"
+    )
     learning_rate: float = Field(2e-4, gt=0.0)
     epochs: int = Field(2, ge=1)
     batch_size: int = Field(8, ge=1)
@@ -191,23 +217,26 @@ class ProfileOptimizer(Mitigator[ProfileOptimizerParams]):
         config = context.config
         split = hold_out_recent(
             context.train,
+            targets=params.targets,
             recent=params.recent,
             users=_task_users(context, params),
             rng=context.rng("profile_optimizer:order"),
         )
         if split.targets.empty:
             raise MitigationSkipped(
-                f"no user has the {params.recent + 5} training events the task needs "
-                f"(recent={params.recent} held apart, 5 older to write from)"
+                f"no user has the {params.targets + params.recent + 5} training events the task "
+                f"needs ({params.targets} targets, {params.recent} recent, 5 older to write "
+                "from); lower targets or recent"
             )
         writers = {"writer": writer}
         writers.update({role: context.models.get(role) for role in params.explore_roles})
+        temperature = params.temperature or config.profiles.temperature or 1.0
         explored = explore_profiles(
             split,
             writers,
             service=context.generation,
             n_profiles=params.n_profiles,
-            temperature=params.temperature,
+            temperature=temperature,
             top_p=1.0,
             max_new_tokens=config.profiles.max_new_tokens,
             seed=context.seed,
@@ -241,7 +270,13 @@ class ProfileOptimizer(Mitigator[ProfileOptimizerParams]):
         else:
             encoder = _encoder(context, params)
             scored = score_with_encoder(
-                explored, split, candidates, item_text=texts, encoder=encoder, k=params.k
+                explored,
+                split,
+                candidates,
+                item_text=texts,
+                encoder=encoder,
+                k=params.k,
+                fusion=params.fusion,
             )
             recommender = "bi-encoder"
         utility = f"ndcg@{params.k}"
@@ -255,6 +290,9 @@ class ProfileOptimizer(Mitigator[ProfileOptimizerParams]):
             "users": len(split.targets),
             "profiles": int(scored[utility].notna().sum()),
             "writers": sorted(writers),
+            "temperature": temperature,
+            "targets": params.targets,
+            "recent": params.recent,
             "recommender": recommender,
             f"mean {utility}": float(scored[utility].mean()),
             f"mean hit@{params.k}": float(scored[f"hit@{params.k}"].mean()),
@@ -274,6 +312,7 @@ class ProfileOptimizer(Mitigator[ProfileOptimizerParams]):
             batch_size=params.batch_size,
             seed=context.seed,
             lora_rank=params.lora_rank,
+            nll_weight=params.nll_weight,
         )
         digest = pairs_sha256(pairs)
         key = hashlib.sha256(

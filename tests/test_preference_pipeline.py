@@ -124,8 +124,8 @@ def test_candidates_exclude_what_the_user_played() -> None:
         assert not (set(items[1:]) & played) and len(set(items[1:])) == 20
 
 
-def _task(world):  # type: ignore[no-untyped-def]
-    split = hold_out_recent(world, targets=1, recent=2)
+def _task(world, *, targets: int = 1, recent: int = 2):  # type: ignore[no-untyped-def]
+    split = hold_out_recent(world, targets=targets, recent=recent)
     texts = world.catalog.frame["title"] + " by " + world.catalog.frame["artist"]
     candidates = draw_task_candidates(
         split,
@@ -162,15 +162,7 @@ def test_utility_averages_over_targets_each_ranked_against_the_negatives() -> No
     """Three targets: a profile naming the artist of exactly one of them scores the mean of
     that target's NDCG and the other two's; the targets never compete with each other."""
     world = tiny_world()
-    split = hold_out_recent(world, targets=3)
-    texts = world.catalog.frame["title"] + " by " + world.catalog.frame["artist"]
-    candidates = draw_task_candidates(
-        split,
-        items=world.catalog.frame.index,
-        played=world.interactions.frame,
-        rng=np.random.default_rng(1),
-        negatives=30,
-    )
+    split, texts, candidates = _task(world, targets=3, recent=0)
     user = split.users[0]
     assert list(candidates[user][:3]) == split.target_items()[user]
     explored = pd.DataFrame([{"user_id": user, "text": "music"}])
@@ -188,15 +180,7 @@ def test_with_score_fusion_a_profiles_length_does_not_set_its_weight() -> None:
     query (the real bi-encoder then favours short profiles: module docstring); with the
     cosines added (the default) a profile said five times ranks exactly as said once."""
     world = tiny_world()
-    split = hold_out_recent(world, targets=1, recent=3)
-    texts = world.catalog.frame["title"] + " by " + world.catalog.frame["artist"]
-    candidates = draw_task_candidates(
-        split,
-        items=world.catalog.frame.index,
-        played=world.interactions.frame,
-        rng=np.random.default_rng(1),
-        negatives=30,
-    )
+    split, texts, candidates = _task(world, recent=3)
     artist = world.catalog.frame["artist"]
     once = {u: f"fan of {artist[candidates[u][3]]}" for u in split.users}  # a negative's artist
     rows = [

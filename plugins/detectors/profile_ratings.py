@@ -31,6 +31,7 @@ import pandas as pd
 from audit_sdk.plugins.detectors.profile_ratings_regression import (
     DEFAULT_CHARACTERISTICS,
     characteristic_columns,
+    numeric_column,
     rating_regressions,
 )
 from pydantic import Field
@@ -185,13 +186,7 @@ class ProfileRatingsDetector(Detector):
         self, context: AuditContext, profiles: pd.DataFrame, params: ProfileRatingsParams
     ) -> pd.DataFrame:
         raw = profiles[params.rating]
-        rating = pd.to_numeric(raw, errors="coerce")
-        bad = rating.isna() & raw.notna()
-        if bad.any():
-            raise AuditSDKError(
-                f"detector profile_ratings: profiles column {params.rating!r} holds a "
-                f"non-number {raw[bad].iloc[0]!r} at row {raw[bad].index[0]!r}; give numbers"
-            )
+        rating = numeric_column(raw, f"profiles column {params.rating!r}", "give numbers")
         low, high = params.scale
         outside = (rating < low) | (rating > high)
         if outside.any():

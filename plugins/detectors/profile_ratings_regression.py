@@ -41,14 +41,15 @@ class Coefficient:
     method: str
 
 
-def _numeric(values: pd.Series, name: str) -> pd.Series:
+def numeric_column(values: pd.Series, what: str, fix: str) -> pd.Series:
+    """``values`` as numbers; a value that is not one is an error naming ``what`` (e.g.
+    "profiles column 'rating'"), the value, its row, and ``fix``."""
     converted = pd.to_numeric(values, errors="coerce")
     bad = converted.isna() & values.notna()
     if bad.any():
         raise AuditSDKError(
-            f"detector profile_ratings: characteristic {name!r} holds a non-number "
-            f"{values[bad].iloc[0]!r} at row {values[bad].index[0]!r}; give numbers, or leave "
-            "it out of params.characteristics"
+            f"detector profile_ratings: {what} holds a non-number {values[bad].iloc[0]!r} at "
+            f"row {values[bad].index[0]!r}; {fix}"
         )
     return converted.astype(float)
 
@@ -79,7 +80,11 @@ def characteristic_columns(
             continue
         if not names and not pd.api.types.is_numeric_dtype(values):
             continue
-        out[name] = _numeric(values, name)
+        out[name] = numeric_column(
+            values,
+            f"characteristic {name!r}",
+            "give numbers, or leave it out of params.characteristics",
+        )
         used.append(name)
     return out, used
 

@@ -13,6 +13,7 @@ import pytest
 
 from audit_sdk.preference import (
     DPOSettings,
+    LearningRateSchedule,
     PreferencePair,
     UntrainableWriterError,
     chosen_nll,
@@ -126,6 +127,24 @@ def test_trainer_is_deterministic_and_learns_the_preference(tmp_path: Path) -> N
     # the same training is found again instead of repeated
     again = train_dpo_writer(source, PAIRS, out_dir=tmp_path / "one", settings=settings)
     assert again.reused and again.losses == first.losses
+
+
+def test_the_linear_schedule_starts_at_the_full_rate_and_decays(tmp_path: Path) -> None:
+    """transformers' linear schedule (TRL's default): its first step is the constant
+    schedule's, its later steps smaller; one step trains the same weights, three do not."""
+    source = save_tiny_writer(tmp_path / "writer")
+
+    def weights(schedule: LearningRateSchedule, epochs: int) -> bytes:
+        settings = DPOSettings(
+            learning_rate=5e-2, epochs=epochs, batch_size=3, seed=3, lr_schedule=schedule
+        )
+        out = tmp_path / f"{schedule}{epochs}"
+        result = train_dpo_writer(source, PAIRS, out_dir=out, settings=settings)
+        assert result.steps == epochs  # the 3 pairs make one batch
+        return (result.model_dir / "model.safetensors").read_bytes()
+
+    assert weights("linear", 1) == weights("constant", 1)
+    assert weights("linear", 3) != weights("constant", 3)
 
 
 def test_chosen_nll_is_the_mean_over_chosen_tokens() -> None:

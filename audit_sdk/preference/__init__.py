@@ -18,6 +18,7 @@ from audit_sdk.preference.dpo_loss import chosen_nll, dpo_loss, sequence_logprob
 from audit_sdk.preference.dpo_training import (
     DPOSettings,
     DPOTrainingResult,
+    LearningRateSchedule,
     UntrainableWriterError,
     train_dpo_writer,
 )
@@ -52,6 +53,7 @@ __all__ = [
     "DPOTrainingResult",
     "Fusion",
     "GroupChange",
+    "LearningRateSchedule",
     "MetricChange",
     "PreferencePair",
     "TaskSplit",

@@ -2,14 +2,15 @@
 
 :func:`train_dpo_writer` loads the writer's directory (``AutoModelForCausalLM``, offline),
 computes the frozen reference log-probabilities of every pair once (pi_ref is the writer before
-training), then runs a fixed number of AdamW steps on the DPO loss of :mod:`.dpo_loss`
-(Rafailov et al., NeurIPS 2023, eq. 7; with ``nll_weight``, the DPO + NLL loss of Pang et al.,
-NeurIPS 2024) in a seeded order, on a fixed number of threads, so a seed gives the same
-weights on any machine load. With ``lora_rank`` set, only
-LoRA adapters (Hu et al., ICLR 2022, through ``peft``) are trained and then merged back, for
-writers too large to tune whole. Prompts and completions are tokenized as the local adapters
-generate them: the prompt with the tokenizer's special tokens, the completion as
-``" " + text`` followed by end-of-text (the format TinyRec learned to write profiles in).
+training), then runs a fixed number of AdamW steps (the rate decaying linearly to 0 by
+default, as in TRL) on the DPO loss of :mod:`.dpo_loss` (Rafailov et al., NeurIPS 2023, eq. 7;
+with ``nll_weight``, the DPO + NLL loss of Pang et al., NeurIPS 2024) in a seeded order, on a
+fixed number of threads, so a seed gives the same weights on any machine load. With
+``lora_rank`` set, only LoRA adapters (Hu et al., ICLR 2022, through ``peft``) are trained and
+then merged back, for writers too large to tune whole. Prompts and completions are tokenized
+as the local adapters generate them: the prompt with the tokenizer's special tokens, the
+completion as ``" " + text`` followed by end-of-text (the format TinyRec learned to write
+profiles in).
 
 The tuned writer is written as a new model directory (the source's tokenizer, item map and
 config, new weights, and ``audit_sdk_dpo.json`` with the settings and the training curve),
@@ -20,6 +21,7 @@ already holds the same training is reused.
 from __future__ import annotations
 
 import json
+import math
 import os
 import shutil
 import tempfile
@@ -29,7 +31,7 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 
@@ -42,11 +44,13 @@ __all__ = [
     "DPO_RECORD_NAME",
     "DPOSettings",
     "DPOTrainingResult",
+    "LearningRateSchedule",
     "UntrainableWriterError",
     "train_dpo_writer",
 ]
 
 DPO_RECORD_NAME = "audit_sdk_dpo.json"
+LearningRateSchedule = Literal["linear", "constant"]
 _WEIGHT_SUFFIXES = (".safetensors", ".bin")
 
 
@@ -71,6 +75,9 @@ class DPOSettings:
     lora_alpha: int = 16
     nll_weight: float = 0.0
     """alpha of DPO + NLL (RPO, Pang et al., NeurIPS 2024): 0 is plain DPO"""
+    lr_schedule: LearningRateSchedule = "linear"
+    """``linear`` decays the rate to 0 over the steps (TRL's and transformers' default);
+    ``constant`` keeps it"""
 
 
 @dataclass
@@ -220,6 +227,7 @@ def train_dpo_writer(
     :raises UntrainableWriterError: the directory is not a causal LM, or no pair fits it.
     """
     import torch
+    from transformers import get_scheduler
 
     settings = settings or DPOSettings()
     source, target = Path(model_dir), Path(out_dir)
@@ -271,6 +279,12 @@ def train_dpo_writer(
         model.train()
         trainable = [p for p in model.parameters() if p.requires_grad]
         optimizer = torch.optim.AdamW(trainable, lr=settings.learning_rate, weight_decay=0.0)
+        scheduler = get_scheduler(  # what TRL's DPOTrainer steps with (lr_scheduler_type)
+            settings.lr_schedule,
+            optimizer,
+            num_warmup_steps=0,
+            num_training_steps=settings.epochs * math.ceil(len(encoded) / size),
+        )
         rng = np.random.default_rng(settings.seed)
         steps, losses = 0, []
         for _ in range(settings.epochs):
@@ -291,6 +305,7 @@ def train_dpo_writer(
                 loss.backward()
                 torch.nn.utils.clip_grad_norm_(trainable, settings.max_grad_norm)
                 optimizer.step()
+                scheduler.step()
                 steps += 1
                 epoch_loss += float(loss.detach()) * len(rows)
                 seen += len(rows)

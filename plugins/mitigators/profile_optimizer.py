@@ -66,6 +66,7 @@ from audit_sdk.interfaces.requirements import Needs, Requirement
 from audit_sdk.preference import (
     DPOSettings,
     Fusion,
+    LearningRateSchedule,
     UntrainableWriterError,
     draw_task_candidates,
     explore_profiles,
@@ -124,7 +125,15 @@ class ProfileOptimizerParams(PluginParams):
     nll_weight: float = Field(
         0.0, ge=0.0, description="alpha of DPO + NLL on the chosen profiles (RPO); 0: plain DPO"
     )
-    learning_rate: float = Field(2e-4, gt=0.0)
+    learning_rate: float = Field(
+        2e-4,
+        gt=0.0,
+        description="AdamW's rate; near the writer's own training rate for a small model "
+        "(the demo TinyRec: 4e-3, examples/profile_optimizer.yaml), far lower for a large LM",
+    )
+    lr_schedule: LearningRateSchedule = Field(
+        "linear", description="'linear' decays the rate to 0 (TRL's default), or 'constant'"
+    )
     epochs: int = Field(2, ge=1)
     batch_size: int = Field(8, ge=1)
     lora_rank: int | None = Field(None, ge=1, description="train LoRA adapters (peft) only")
@@ -313,6 +322,7 @@ class ProfileOptimizer(Mitigator[ProfileOptimizerParams]):
             seed=context.seed,
             lora_rank=params.lora_rank,
             nll_weight=params.nll_weight,
+            lr_schedule=params.lr_schedule,
         )
         digest = pairs_sha256(pairs)
         key = hashlib.sha256(

@@ -11,8 +11,9 @@ recent=0``) are what steadies the pairs for a bi-encoder, measured on the demo w
 several targets a profile's utility is an average over items rather than the luck of one, and
 the recent items, which add the same to every profile of a user, drown the profile out (the
 template writer's profile beat the median TinyRec profile of the same user for 91% of users
-with ``targets=5, recent=0``, for 34% with the paper's setting, where 62% tied). :func:`explore_profiles` writes
-``n_profiles`` per user and writer through the audit's
+with ``targets=5, recent=0``, for 34% with the paper's setting, where 62% tied).
+
+:func:`explore_profiles` writes ``n_profiles`` per user and writer through the audit's
 :class:`~audit_sdk.services.GenerationService`: each draw has its own sampling seed, so the
 generation cache keeps every draw (and a rerun finds them all).
 """

@@ -33,6 +33,7 @@ import pandas as pd
 
 from audit_sdk.interfaces.adapter import TokenScores
 from audit_sdk.preference.exploration import TaskSplit
+from audit_sdk.vectors import unit_rows
 
 __all__ = [
     "Fusion",
@@ -169,36 +170,27 @@ def score_with_encoder(
     else:
         queries = [str(texts[r]).strip() for r in rows]
     unique_queries = list(dict.fromkeys(queries))
-    query_vectors = dict(zip(unique_queries, encoder.embed(unique_queries), strict=True))
+    query_vectors = dict(zip(unique_queries, unit_rows(encoder.embed(unique_queries)), strict=True))
     task_users = list(dict.fromkeys(users[r] for r in rows))
-    item_lines = {
-        u: [str(item_text.get(i, i)) for i in candidates[u]] for u in task_users
-    }  # candidates' texts
+    item_lines = {u: [str(item_text.get(i, i)) for i in candidates[u]] for u in task_users}
     needed = list(dict.fromkeys(t for u in task_users for t in item_lines[u]))
     if fusion == "scores":
         needed = list(dict.fromkeys([*needed, *(t for u in task_users for t in recent.get(u, []))]))
-    text_vectors = {
-        text: _unit(vector) for text, vector in zip(needed, encoder.embed(needed), strict=True)
-    }
+    text_vectors = dict(zip(needed, unit_rows(encoder.embed(needed)), strict=True))
     matrices = {u: np.stack([text_vectors[t] for t in item_lines[u]]) for u in task_users}
     n_targets = {u: len(items) for u, items in split.target_items().items()}
     recent_scores = {u: np.zeros(len(candidates[u])) for u in task_users}
     if fusion == "scores":
         for u in task_users:
             if recent.get(u):
-                centre = _unit(np.mean([text_vectors[t] for t in recent[u]], axis=0))
+                centre = unit_rows(np.mean([text_vectors[t] for t in recent[u]], axis=0))
                 recent_scores[u] = matrices[u] @ centre
     values = {}
     for row, query in zip(rows, queries, strict=True):
         user = users[row]
-        scores = matrices[user] @ _unit(query_vectors[query]) + recent_scores[user]
+        scores = matrices[user] @ query_vectors[query] + recent_scores[user]
         values[row] = _utility(scores, n_targets[user], k)
     return _frame(explored, values, k)
-
-
-def _unit(vector: np.ndarray) -> np.ndarray:
-    vector = np.asarray(vector, dtype=np.float64)
-    return vector / max(float(np.linalg.norm(vector)), 1e-12)
 
 
 def score_with_model(

@@ -48,6 +48,7 @@ from sklearn.preprocessing import StandardScaler
 from audit_sdk.data.tabular_loader import read_table
 from audit_sdk.generative_recommendation import parse_recommendation_lines
 from audit_sdk.stats.bootstrap import Interval, statistic_ci
+from audit_sdk.vectors import unit_rows
 from audit_sdk.verification.catalog_attributes import VerificationInputError
 
 __all__ = [
@@ -151,11 +152,6 @@ class ValidationResult:
     predictions: np.ndarray
 
 
-def _unit(x: np.ndarray) -> np.ndarray:
-    norms = np.linalg.norm(x, axis=-1, keepdims=True)
-    return x / np.where(norms > 0, norms, 1.0)
-
-
 def validation_model(
     log: pd.DataFrame,
     target: pd.Series,
@@ -182,15 +178,15 @@ def validation_model(
         )
     tracks = [answer_tracks(a) for a in log["tracks"]]
     unique_tracks = list(dict.fromkeys(t for answer in tracks for t in answer))
-    prompt_vectors = _unit(np.asarray(embed(unique_prompts), dtype=float))
-    track_vectors = _unit(np.asarray(embed(unique_tracks), dtype=float))
+    prompt_vectors = unit_rows(embed(unique_prompts))
+    track_vectors = unit_rows(embed(unique_tracks))
     prompt_row = {p: i for i, p in enumerate(unique_prompts)}
     track_row = {t: i for i, t in enumerate(unique_tracks)}
     answer_vectors = np.vstack(
         [track_vectors[[track_row[t] for t in answer]].mean(axis=0) for answer in tracks]
     )
     prompt_part = prompt_vectors[[prompt_row[p] for p in prompts]]
-    agreement = prompt_part * _unit(answer_vectors)
+    agreement = prompt_part * unit_rows(answer_vectors)
     parts = [agreement, agreement.sum(axis=1, keepdims=True)]
     acoustic = [c for c in log.columns if str(c).startswith(acoustic_prefix)]
     if acoustic:

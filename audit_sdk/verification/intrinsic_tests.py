@@ -22,6 +22,7 @@ from sklearn.metrics import silhouette_samples
 
 from audit_sdk.stats.bootstrap import Interval, bca_mean_interval, statistic_ci
 from audit_sdk.stats.resampling_weights import group_mean_replicates
+from audit_sdk.vectors import unit_rows
 from audit_sdk.verification.catalog_attributes import satisfies_all
 from audit_sdk.verification.test_sets import VerificationSuite
 
@@ -41,12 +42,6 @@ TESTS = ("era", "analogy", "subgenre", "theme")
 Embed = Callable[[Sequence[str]], np.ndarray]
 
 
-def _unit(x: np.ndarray) -> np.ndarray:
-    x = np.asarray(x, dtype=float)
-    norms = np.linalg.norm(x, axis=-1, keepdims=True)
-    return x / np.where(norms > 0, norms, 1.0)
-
-
 def era_consistency(groups: Mapping[str, np.ndarray]) -> np.ndarray:
     """Eq. 1, per item: the paper's E = sum_i cos(v_i, c_era(i)) w_era, made contrastive
     so that a model's overall cosine level (anisotropy) does not count:
@@ -58,13 +53,13 @@ def era_consistency(groups: Mapping[str, np.ndarray]) -> np.ndarray:
     about 0; one that places eras apart, up to 1."""
     names = list(groups)
     sums = {e: np.asarray(groups[e], dtype=float).sum(axis=0) for e in names}
-    centroids = {e: _unit(s) for e, s in sums.items()}
+    centroids = {e: unit_rows(s) for e, s in sums.items()}
     values = []
     for era in names:
         vectors = np.asarray(groups[era], dtype=float)
         if len(vectors) < 2:
             continue
-        own = _unit(sums[era][None, :] - vectors)
+        own = unit_rows(sums[era][None, :] - vectors)
         own_cos = np.einsum("ij,ij->i", vectors, own)
         others = np.mean([vectors @ centroids[e] for e in names if e != era], axis=0)
         values.append((own_cos - others) / 2)
@@ -117,7 +112,7 @@ def subgenre_clustering(
         labels = np.repeat(np.arange(len(usable)), [len(v) for v in usable.values()])
         silhouettes.append(silhouette_samples(x, labels, metric="cosine"))
         for vectors in usable.values():
-            own = _unit(vectors.sum(axis=0)[None, :] - vectors)
+            own = unit_rows(vectors.sum(axis=0)[None, :] - vectors)
             cosines.append(np.einsum("ij,ij->i", vectors, own))
     if not silhouettes:
         return np.empty(0), np.empty(0)
@@ -137,7 +132,7 @@ def theme_retrieval(
     theme text's vector, c_t the normalised centroid of the theme's items and adherence the
     share of the ``k`` pool items nearest to v_t that satisfy the theme's constraints
     (``allowed``: themes x pool). Returns (T, cosines, adherence)."""
-    cosines = np.einsum("ij,ij->i", theme_vectors, _unit(member_centroids))
+    cosines = np.einsum("ij,ij->i", theme_vectors, unit_rows(member_centroids))
     similarity = theme_vectors @ pool_vectors.T
     top = np.argsort(-similarity, axis=1, kind="stable")[:, : min(k, pool_vectors.shape[0])]
     adherence = np.take_along_axis(allowed, top, axis=1).mean(axis=1)
@@ -197,7 +192,7 @@ def score_embedding(
     :func:`~audit_sdk.verification.catalog_attributes.catalog_attributes`."""
     items = suite.items()
     theme_texts = [t.text for t in suite.themes]
-    vectors = _unit(embed([str(texts.get(i, i)) for i in items] + theme_texts))
+    vectors = unit_rows(embed([str(texts.get(i, i)) for i in items] + theme_texts))
     if vectors.shape[0] != len(items) + len(theme_texts):
         raise ValueError(
             f"embedding model {model!r} returned {vectors.shape[0]} vectors for "
@@ -213,7 +208,7 @@ def score_embedding(
     if suite.eras and "era" not in skipped:
         raw["era"] = (era_consistency({e: of(ids) for e, ids in suite.eras.items()}), {})
     if suite.analogies and "analogy" not in skipped:
-        entity = {name: _unit(of(ids).mean(axis=0)) for name, ids in suite.entities.items()}
+        entity = {name: unit_rows(of(ids).mean(axis=0)) for name, ids in suite.entities.items()}
         hits, residuals = analogy_hits(entity, [a.names for a in suite.analogies], eps=eps)
         raw["analogy"] = (hits, {"mean_residual": float(residuals.mean()), "eps": eps})
     if suite.subgenres and "subgenre" not in skipped:

@@ -34,6 +34,7 @@ import numpy as np
 import pandas as pd
 
 from audit_sdk.config_files import load_yaml_document, read_document_text
+from audit_sdk.vectors import unit_rows
 from audit_sdk.verification.catalog_attributes import (
     Constraint,
     VerificationInputError,
@@ -152,11 +153,6 @@ def load_prompts(path: str | Path) -> list[PlaylistPrompt]:
     return prompts
 
 
-def _unit(x: np.ndarray) -> np.ndarray:
-    norms = np.linalg.norm(x, axis=-1, keepdims=True)
-    return x / np.where(norms > 0, norms, 1.0)
-
-
 def score_answers(
     prompts: Sequence[PlaylistPrompt],
     answers: Sequence[str | None],
@@ -208,10 +204,10 @@ def score_answers(
     table = pd.DataFrame(rows)
     if embed is not None and item_texts is not None and grounded:
         needed = list(dict.fromkeys(i for _, items in grounded for i in items))
-        vectors = _unit(np.asarray(embed([str(item_texts.get(i, i)) for i in needed]), dtype=float))
+        vectors = unit_rows(embed([str(item_texts.get(i, i)) for i in needed]))
         position = {item: r for r, item in enumerate(needed)}
-        requests = _unit(np.asarray(embed([prompts[i].request for i, _ in grounded]), dtype=float))
+        requests = unit_rows(embed([prompts[i].request for i, _ in grounded]))
         for (index, items), request in zip(grounded, requests, strict=True):
-            centroid = _unit(vectors[[position[i] for i in items]].mean(axis=0))
+            centroid = unit_rows(vectors[[position[i] for i in items]].mean(axis=0))
             table.loc[index, "theme_consistency"] = float(request @ centroid)
     return table

@@ -231,7 +231,7 @@ class ProfileOptimizer(Mitigator[ProfileOptimizerParams]):
             users=_task_users(context, params),
             rng=context.rng("profile_optimizer:order"),
         )
-        if split.targets.empty:
+        if not split.users:
             raise MitigationSkipped(
                 f"no user has the {params.targets + params.recent + 5} training events the task "
                 f"needs ({params.targets} targets, {params.recent} recent, 5 older to write "
@@ -296,7 +296,7 @@ class ProfileOptimizer(Mitigator[ProfileOptimizerParams]):
             pairs_per_user=params.pairs_per_user,
         )
         exploration = {
-            "users": len(split.targets),
+            "users": len(split.users),
             "profiles": int(scored[utility].notna().sum()),
             "writers": sorted(writers),
             "temperature": temperature,

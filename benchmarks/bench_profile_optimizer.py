@@ -12,7 +12,8 @@ run on two cores.
 
 Measured with this config (TinyRec and the template writer explore 500 users x 4 profiles, 5
 targets read against the profile, DPO + NLL at a constant 4e-3, 2 epochs), alone on 2 quiet
-cores with a fresh cache: seed 3 533.9 s wall (663.3 s CPU), seed 4 470.1 s; ~3,990 profiles
+cores with a fresh cache: seed 3 533.9 s wall (663.3 s CPU), seed 4 470.1 s (median 502 s,
+0.84 x the 600 s target; seeds 0-2 ran two at a time, not timed); ~3,990 profiles
 explored, ~477 pairs, 120 DPO steps (loss 3.76 -> 2.91, ~162 s). After - before, paired by
 user (n=600):
 
